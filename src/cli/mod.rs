@@ -1,0 +1,96 @@
+//! The `aiwarden` command line: parse arguments, run a command, map the outcome to an exit code.
+//!
+//! Exit codes: 0 success; 1 a runtime failure; 2 the configuration or the command line is wrong.
+
+mod demo;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The default configuration file of a packaged install.
+pub const DEFAULT_CONFIG: &str = "/etc/aiwarden/aiwarden.toml";
+
+/// aiwarden watches LLM audit streams (API middleware logs, Claude Code telemetry, MCP tool
+/// calls), detects anomalous or policy-breaking use, and writes tagged alerts and normalised
+/// events to your SIEM or local files.
+#[derive(Debug, Parser)]
+#[command(name = "aiwarden", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent: read the configured sources, detect, deliver to the sinks, until stopped
+    /// (SIGTERM/SIGINT drain in-flight batches and save positions) or until every source ends.
+    Run {
+        /// The configuration file (environment overrides: AIWARDEN__SECTION__KEY=value).
+        #[arg(short, long, env = "AIWARDEN_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Validate a configuration and its rules, and print the effective configuration with
+    /// secrets masked. Exits 2 naming the file, key and reason when something is wrong.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(short, long, env = "AIWARDEN_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Run the default rules over a bundled sample stream and print the alerts: no setup needed.
+    Demo {
+        /// Print alerts as JSON lines instead of readable text.
+        #[arg(long)]
+        json: bool,
+        /// Print the normalised events too.
+        #[arg(long)]
+        events: bool,
+    },
+}
+
+/// A failure with the exit code it deserves.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit code.
+    pub code: u8,
+    /// What went wrong, with context.
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    /// The configuration or command line is wrong (exit 2).
+    pub fn config(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: 2,
+            error: error.into(),
+        }
+    }
+
+    /// Something failed while running (exit 1).
+    pub fn runtime(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: 1,
+            error: error.into(),
+        }
+    }
+}
+
+/// Parse the command line, run the command, and return the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => run::run(&config),
+        Command::CheckConfig { config } => run::check_config(&config),
+        Command::Demo { json, events } => demo::demo(json, events),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("aiwarden: error: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The pipeline: sources → decode → detect → sinks, with acknowledgement flowing back.
+//!
+//! ```text
+//! source tasks ──SourceBatch──► processor (decode, dead-letter, detect) ──SinkBatch──► sink tasks
+//!      ▲                                                                                  │
+//!      └──────────────────────────── AckToken: delivered by every sink ◄──────────────────┘
+//! ```
+//!
+//! Channels are bounded, so a slow sink slows the processor, which slows the sources
+//! (backpressure). One processor task keeps records of a stream in order through detection.
+//!
+//! Shutdown: the `intake` token stops the sources; each waits for its outstanding batches and
+//! commits its position, then drops its sender. The processor ends when every sender is gone, and
+//! closes the sink channels; each sink drains and ends. If that takes longer than the grace
+//! period, the `abort` token makes sinks give up: their unacknowledged batches are not committed
+//! and will be read again on the next start.
+
+pub mod ack;
+mod processor;
+pub mod rules;
+
+use crate::config::Config;
+use crate::dead_letter::DeadLetterWriter;
+use crate::detect::{Engine, EngineSettings};
+use crate::record::AgentInfo;
+use crate::sinks::{SinkContext, SinkError, SinkTask};
+use crate::sources::{SourceBatch, SourceContext, SourceTask};
+use crate::telemetry::Metrics;
+use processor::Processor;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use rules::RulesLoadError;
+
+/// Why the pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The state directory cannot be created.
+    #[error("cannot create state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Rules or entitlements did not load.
+    #[error(transparent)]
+    Rules(#[from] RulesLoadError),
+    /// A sink could not start.
+    #[error("sink `{name}`: {source}")]
+    Sink {
+        /// The sink.
+        name: String,
+        /// Why.
+        #[source]
+        source: SinkError,
+    },
+}
+
+/// The stop signals of a running pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    /// Stop reading new input; drain what is in flight.
+    pub intake: CancellationToken,
+    /// Stop waiting: give up on what is still in flight (it will be read again).
+    pub abort: CancellationToken,
+}
+
+impl Shutdown {
+    /// Fresh, untriggered signals.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stop intake now, and abort if draining takes longer than `grace`.
+    pub fn begin(&self, grace: Duration) {
+        if self.intake.is_cancelled() {
+            return;
+        }
+        self.intake.cancel();
+        let abort = self.abort.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            abort.cancel();
+        });
+    }
+}
+
+/// A source added by code rather than configuration (`demo`, tests).
+pub type SourceBuilder = Box<dyn FnOnce(SourceContext) -> SourceTask + Send>;
+
+/// A configured pipeline, ready to run.
+pub struct Pipeline {
+    config: Config,
+    metrics: Arc<Metrics>,
+    extra_sources: Vec<(String, SourceBuilder)>,
+}
+
+impl Pipeline {
+    /// A pipeline for a validated configuration.
+    pub fn new(config: Config) -> Self {
+        Pipeline {
+            config,
+            metrics: Arc::new(Metrics::new()),
+            extra_sources: Vec::new(),
+        }
+    }
+
+    /// The counters (shared: read them while or after it runs).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// Add a source that is not in the configuration.
+    pub fn add_source(&mut self, name: &str, builder: SourceBuilder) {
+        self.extra_sources.push((name.to_string(), builder));
+    }
+
+    /// Run until every source has ended and everything is drained, or until `shutdown`.
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), PipelineError> {
+        let Pipeline {
+            config,
+            metrics,
+            extra_sources,
+        } = self;
+        std::fs::create_dir_all(&config.agent.state_dir).map_err(|source| {
+            PipelineError::StateDir {
+                path: config.agent.state_dir.display().to_string(),
+                source,
+            }
+        })?;
+
+        let rules = rules::load_rules(config.detect.rules_dir.as_deref())?;
+        let entitlements = rules::load_entitlements(config.detect.entitlements_file.as_deref())?;
+        let engine = Engine::new(
+            rules,
+            entitlements,
+            EngineSettings {
+                agent: AgentInfo::local(config.agent.hostname.as_deref()),
+                deployment: config.agent.deployment_tag.clone(),
+                allowed_lateness: config.detect.allowed_lateness,
+                max_entities_per_rule: config.detect.max_entities_per_rule,
+                evidence_sample: config.detect.evidence_sample,
+            },
+        );
+
+        let capacity = config.agent.channel_capacity;
+        let mut sink_senders = Vec::new();
+        let mut sink_tasks: Vec<(String, SinkTask)> = Vec::new();
+        for (name, sink) in config.effective_sinks() {
+            let (sender, receiver) = mpsc::channel(capacity);
+            let context = SinkContext {
+                name: Arc::from(name.as_str()),
+                metrics: Arc::clone(&metrics),
+                abort: shutdown.abort.clone(),
+            };
+            let task = sink
+                .build(context, receiver)
+                .map_err(|source| PipelineError::Sink {
+                    name: name.clone(),
+                    source,
+                })?;
+            sink_senders.push(sender);
+            sink_tasks.push((name, task));
+        }
+
+        let (batch_sender, batch_receiver) = mpsc::channel::<SourceBatch>(capacity);
+        let source_context = |name: &str| SourceContext {
+            name: Arc::from(name),
+            out: batch_sender.clone(),
+            shutdown: shutdown.intake.clone(),
+            state_dir: config.agent.state_dir.clone(),
+            metrics: Arc::clone(&metrics),
+        };
+        let mut source_handles = Vec::new();
+        for (name, source) in &config.sources {
+            let task = source.build(source_context(name));
+            source_handles.push((name.clone(), tokio::spawn(task)));
+        }
+        for (name, builder) in extra_sources {
+            let task = builder(source_context(&name));
+            source_handles.push((name, tokio::spawn(task)));
+        }
+        // Only the sources hold senders now: the processor ends when the last source does.
+        drop(batch_sender);
+
+        let processor = Processor {
+            engine,
+            dead_letters: DeadLetterWriter::new(
+                config.dead_letter_path(),
+                config.dead_letter.max_raw_bytes,
+            ),
+            sinks: sink_senders,
+            metrics: Arc::clone(&metrics),
+        };
+        let processor_handle = tokio::spawn(processor.run(batch_receiver));
+        let sink_handles: Vec<_> = sink_tasks
+            .into_iter()
+            .map(|(name, task)| (name, tokio::spawn(task)))
+            .collect();
+
+        for (name, handle) in source_handles {
+            match handle.await {
+                Ok(Ok(())) => tracing::debug!(source = %name, "Source finished."),
+                Ok(Err(error)) => {
+                    tracing::error!(source = %name, %error, "Source stopped with an error.")
+                }
+                Err(error) => tracing::error!(source = %name, %error, "Source task failed."),
+            }
+        }
+        if let Err(error) = processor_handle.await {
+            tracing::error!(%error, "Processor task failed.");
+        }
+        for (name, handle) in sink_handles {
+            match handle.await {
+                Ok(Ok(())) => tracing::debug!(sink = %name, "Sink finished."),
+                Ok(Err(error)) => {
+                    tracing::error!(sink = %name, %error, "Sink stopped with an error.")
+                }
+                Err(error) => tracing::error!(sink = %name, %error, "Sink task failed."),
+            }
+        }
+        Ok(())
+    }
+}

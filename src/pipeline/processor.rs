@@ -1,0 +1,106 @@
+//! The processor stage: decode each line, dead-letter what cannot be used, run detection, and
+//! hand the resulting events and alerts to every sink.
+
+use crate::dead_letter::{DeadLetter, DeadLetterWriter};
+use crate::decode::{self, DecodeError, Reason};
+use crate::detect::Engine;
+use crate::record::Output;
+use crate::sinks::SinkBatch;
+use crate::sources::{LineData, SourceBatch};
+use crate::telemetry::Metrics;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+pub(super) struct Processor {
+    pub engine: Engine,
+    pub dead_letters: DeadLetterWriter,
+    pub sinks: Vec<mpsc::Sender<SinkBatch>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Processor {
+    pub async fn run(mut self, mut batches: mpsc::Receiver<SourceBatch>) {
+        let mut decoded = Vec::new();
+        let mut alerts = Vec::new();
+        while let Some(batch) = batches.recv().await {
+            let SourceBatch {
+                source,
+                stream,
+                format,
+                lines,
+                ack,
+            } = batch;
+            let mut items = Vec::with_capacity(lines.len());
+            let mut records = 0u64;
+            let mut dead_letter_failed = false;
+            for line in lines {
+                let mut dead_letter = |error: &DecodeError, raw: &[u8]| {
+                    self.metrics.dead_lettered(&source, error.reason.as_str());
+                    let written = self.dead_letters.write(&DeadLetter {
+                        source: &source,
+                        stream: &stream,
+                        offset: line.offset,
+                        reason: error.reason.as_str(),
+                        detail: &error.detail,
+                        raw,
+                    });
+                    if let Err(io_error) = written {
+                        tracing::error!(path = %self.dead_letters.path().display(), error = %io_error, "Cannot write the dead-letter file.");
+                        dead_letter_failed = true;
+                    }
+                };
+                match &line.data {
+                    LineData::TooLong { length, prefix } => {
+                        let error = DecodeError::new(
+                            Reason::LineTooLong,
+                            format!(
+                                "line of {length} bytes is longer than the source's max_line_bytes"
+                            ),
+                        );
+                        dead_letter(&error, prefix);
+                    }
+                    LineData::Complete(bytes) => {
+                        decode::decode(format, bytes, &mut decoded);
+                        for result in decoded.drain(..) {
+                            match result {
+                                Ok(record) => {
+                                    records += 1;
+                                    self.engine.process(&record, &mut alerts);
+                                    items.push(Output::Event(Arc::new(record)));
+                                    for alert in alerts.drain(..) {
+                                        self.metrics
+                                            .alert_raised(&alert.rule_id, alert.severity.as_str());
+                                        items.push(Output::Alert(Arc::new(alert)));
+                                    }
+                                }
+                                Err(error) => dead_letter(&error, bytes),
+                            }
+                        }
+                    }
+                }
+            }
+            self.metrics.records_decoded(&source, records);
+            self.metrics.late_events(self.engine.take_late_events());
+            if let Err(error) = self.dead_letters.flush() {
+                tracing::error!(path = %self.dead_letters.path().display(), %error, "Cannot flush the dead-letter file.");
+                dead_letter_failed = true;
+            }
+
+            let items = Arc::new(items);
+            for sink in &self.sinks {
+                // A sink that has stopped (aborting) drops its share: the batch is not committed.
+                let _ = sink
+                    .send(SinkBatch {
+                        items: Arc::clone(&items),
+                        ack: ack.clone(),
+                    })
+                    .await;
+            }
+            if dead_letter_failed {
+                ack.failed();
+            } else {
+                ack.delivered();
+            }
+        }
+    }
+}

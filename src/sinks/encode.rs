@@ -1,0 +1,49 @@
+//! Encoding for the local sinks: JSON lines, and a one-line text form for people.
+
+use crate::record::{Output, RecordView};
+use std::io::Write;
+
+/// Append one item as a JSON line to `buffer`.
+pub fn write_json_line(item: &Output, forward_content: bool, buffer: &mut Vec<u8>) {
+    let written = match item {
+        Output::Event(record) => serde_json::to_writer(
+            &mut *buffer,
+            &RecordView {
+                record,
+                include_content: forward_content,
+            },
+        ),
+        Output::Alert(alert) => serde_json::to_writer(&mut *buffer, alert.as_ref()),
+    };
+    // Serialising these types into memory cannot fail: keys are strings, numbers are finite.
+    debug_assert!(written.is_ok());
+    buffer.push(b'\n');
+}
+
+/// Append one item as a readable line: alerts explain themselves, events are summarised.
+pub fn write_text_line(item: &Output, buffer: &mut Vec<u8>) {
+    let _ = match item {
+        Output::Alert(alert) => {
+            let entity = &alert.entity;
+            writeln!(
+                buffer,
+                "{time} ALERT [{severity}] {rule} {etype}={ekey}: {details}",
+                time = alert.timestamp.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                severity = alert.severity,
+                rule = alert.rule_id,
+                etype = entity.entity_type,
+                ekey = entity.entity_key,
+                details = alert.details,
+            )
+        }
+        Output::Event(record) => writeln!(
+            buffer,
+            "{time} event {etype} user={user} session={session} id={id}",
+            time = record.timestamp.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            etype = record.event_type,
+            user = record.user_id,
+            session = record.session_id,
+            id = record.event_id,
+        ),
+    };
+}

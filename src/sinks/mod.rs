@@ -1,0 +1,149 @@
+//! Sinks: where alerts and events go.
+//!
+//! Every sink receives [`SinkBatch`]es on a bounded channel, keeps what its [`Routing`] selects,
+//! writes it, and calls [`AckToken::delivered`] only once the write is safe. It runs until the
+//! channel closes (the pipeline closes it after draining at shutdown), so nothing in flight is
+//! abandoned. A batch a sink cannot make safe is dropped unacknowledged, which keeps the source
+//! from committing past it.
+//!
+//! Adding a sink: a module here, a [`SinkConfig`] variant, and an arm in [`SinkConfig::build`].
+
+mod encode;
+pub mod file;
+pub mod stdout;
+
+pub use encode::{write_json_line, write_text_line};
+
+use crate::pipeline::ack::AckToken;
+use crate::record::{Output, Severity};
+use crate::telemetry::Metrics;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Everything one input batch produced, shared by all sinks, with this sink's ack token.
+#[derive(Debug)]
+pub struct SinkBatch {
+    /// Events and alerts in stream order (each alert after the event that raised it).
+    pub items: Arc<Vec<Output>>,
+    /// This sink's share of the batch acknowledgement.
+    pub ack: AckToken,
+}
+
+/// Which records a sink takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKinds {
+    /// Alerts only.
+    #[default]
+    Alerts,
+    /// Normalised audit events only.
+    Events,
+    /// Both.
+    Both,
+}
+
+/// A sink's selection of what it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routing {
+    /// Alerts, events or both.
+    pub records: RecordKinds,
+    /// Alerts below this severity are skipped (events are not filtered by it).
+    pub min_severity: Severity,
+    /// Whether raw prompt and response text may be written.
+    pub forward_content: bool,
+}
+
+impl Routing {
+    /// Whether the sink takes this item.
+    pub fn accepts(&self, item: &Output) -> bool {
+        match item {
+            Output::Event(_) => matches!(self.records, RecordKinds::Events | RecordKinds::Both),
+            Output::Alert(alert) => {
+                matches!(self.records, RecordKinds::Alerts | RecordKinds::Both)
+                    && alert.severity >= self.min_severity
+            }
+        }
+    }
+}
+
+/// Default for `min_severity`: everything.
+pub fn default_min_severity() -> Severity {
+    Severity::Low
+}
+
+/// What every sink gets to run.
+#[derive(Debug, Clone)]
+pub struct SinkContext {
+    /// The sink's name from the configuration.
+    pub name: Arc<str>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the grace period is over: stop retrying and give up unacknowledged.
+    pub abort: CancellationToken,
+}
+
+/// A running sink.
+pub type SinkTask = Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send>>;
+
+/// Why a sink could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Opening or writing the destination failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A sink's configuration, selected by `type`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SinkConfig {
+    /// JSON lines (or readable text) on standard output.
+    Stdout(stdout::StdoutSinkConfig),
+    /// JSON lines appended to a local file.
+    File(file::FileSinkConfig),
+}
+
+impl SinkConfig {
+    /// Alerts as JSON lines on standard output: the sink used when none is configured.
+    pub fn default_stdout() -> SinkConfig {
+        SinkConfig::Stdout(stdout::StdoutSinkConfig::default())
+    }
+
+    /// What the sink takes.
+    pub fn routing(&self) -> Routing {
+        match self {
+            SinkConfig::Stdout(config) => config.routing(),
+            SinkConfig::File(config) => config.routing(),
+        }
+    }
+
+    /// Check what serde cannot: the key (relative to the sink) and the reason.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        match self {
+            SinkConfig::Stdout(_) => Ok(()),
+            SinkConfig::File(config) => config.validate(),
+        }
+    }
+
+    /// Open the destination and start the sink.
+    pub fn build(
+        &self,
+        context: SinkContext,
+        batches: mpsc::Receiver<SinkBatch>,
+    ) -> Result<SinkTask, SinkError> {
+        match self {
+            SinkConfig::Stdout(config) => stdout::build(config.clone(), context, batches),
+            SinkConfig::File(config) => file::build(config.clone(), context, batches),
+        }
+    }
+}

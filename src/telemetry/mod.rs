@@ -1,0 +1,142 @@
+//! Self-observability: logging setup and the agent's own counters.
+//!
+//! Every counter goes through [`Metrics`], one method per internal event, so the exposition
+//! (a log summary today, Prometheus later) changes in one place. Counters are updated per batch,
+//! not per record, on the hot path.
+
+mod logging;
+
+pub use logging::{init_logging, LogFormat};
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// A counter's identity: its name and its label pairs.
+pub type CounterKey = (&'static str, Vec<(&'static str, String)>);
+
+/// The agent's counters, shared by every component.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    counters: Mutex<BTreeMap<CounterKey, u64>>,
+}
+
+impl Metrics {
+    /// A fresh set of counters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn add(&self, name: &'static str, labels: Vec<(&'static str, String)>, value: u64) {
+        if value == 0 {
+            return;
+        }
+        let mut counters = match self.counters.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *counters.entry((name, labels)).or_insert(0) += value;
+    }
+
+    /// Lines read by a source.
+    pub fn lines_read(&self, source: &str, count: u64) {
+        self.add(
+            "lines_read_total",
+            vec![("source", source.to_string())],
+            count,
+        );
+    }
+
+    /// Records decoded into canonical records.
+    pub fn records_decoded(&self, source: &str, count: u64) {
+        self.add(
+            "records_decoded_total",
+            vec![("source", source.to_string())],
+            count,
+        );
+    }
+
+    /// A line or record dead-lettered, by reason.
+    pub fn dead_lettered(&self, source: &str, reason: &str) {
+        self.add(
+            "records_dead_lettered_total",
+            vec![
+                ("source", source.to_string()),
+                ("reason", reason.to_string()),
+            ],
+            1,
+        );
+    }
+
+    /// An alert raised.
+    pub fn alert_raised(&self, rule: &str, severity: &str) {
+        self.add(
+            "alerts_total",
+            vec![
+                ("rule", rule.to_string()),
+                ("severity", severity.to_string()),
+            ],
+            1,
+        );
+    }
+
+    /// Records a sink wrote or delivered.
+    pub fn sink_sent(&self, sink: &str, count: u64) {
+        self.add(
+            "sink_records_sent_total",
+            vec![("sink", sink.to_string())],
+            count,
+        );
+    }
+
+    /// A failed attempt by a sink (it will retry).
+    pub fn sink_error(&self, sink: &str) {
+        self.add("sink_errors_total", vec![("sink", sink.to_string())], 1);
+    }
+
+    /// Events too late for the windows (older than the out-of-order allowance).
+    pub fn late_events(&self, count: u64) {
+        self.add("late_events_total", Vec::new(), count);
+    }
+
+    /// The value of one counter (0 when never incremented).
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let counters = match self.counters.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        counters
+            .iter()
+            .filter(|((counter, counter_labels), _)| {
+                *counter == name
+                    && counter_labels.len() == labels.len()
+                    && counter_labels
+                        .iter()
+                        .zip(labels)
+                        .all(|((k1, v1), (k2, v2))| k1 == k2 && v1 == v2)
+            })
+            .map(|(_, value)| *value)
+            .sum()
+    }
+
+    /// The sum of a counter over all its label values.
+    pub fn total(&self, name: &str) -> u64 {
+        let counters = match self.counters.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        counters
+            .iter()
+            .filter(|((counter, _), _)| *counter == name)
+            .map(|(_, value)| *value)
+            .sum()
+    }
+
+    /// Every counter, for a summary.
+    pub fn snapshot(&self) -> Vec<(CounterKey, u64)> {
+        let counters = match self.counters.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        counters.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+}
