@@ -1,0 +1,169 @@
+//! The command line: version, check-config, demo.
+
+use crate::util::{binary, AgentDir};
+use serde_json::Value;
+use std::process::Command;
+
+#[test]
+fn version_prints_the_crate_version() {
+    let output = Command::new(binary()).arg("--version").output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        stdout.trim(),
+        format!("aiwarden {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration() {
+    let agent = AgentDir::new();
+    let config = agent.write_config(
+        r#"
+[agent]
+state_dir = "{dir}/state"
+[sources.audit]
+type = "file"
+include = ["{dir}/*.jsonl"]
+"#,
+    );
+    let output = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("[sources.audit]"), "{stdout}");
+    assert!(
+        stdout.contains("deployment_tag = \"claude_deployment\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[sinks.stdout]"),
+        "the default sink is shown: {stdout}"
+    );
+    assert!(stdout.contains("configuration OK"), "{stdout}");
+}
+
+#[test]
+fn check_config_names_file_key_and_reason_and_exits_2() {
+    let agent = AgentDir::new();
+    let config = agent.write_config(
+        r#"
+[sources.audit]
+type = "file"
+include = ["{dir}/*.jsonl"]
+max_line_bytes = "big"
+"#,
+    );
+    let output = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&config.display().to_string()), "{stderr}");
+    assert!(stderr.contains("sources.audit"), "{stderr}");
+    assert!(
+        stderr.contains("max_line_bytes") || stderr.contains("invalid type"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_rejects_a_broken_rules_directory() {
+    let agent = AgentDir::new();
+    std::fs::create_dir(agent.path("rules")).unwrap();
+    std::fs::write(
+        agent.path("rules/broken.toml"),
+        "id = \"my-rule\"\nversion = 1\ntitle = \"t\"\nseverity = \"urgent\"\nkind = \"match\"\n",
+    )
+    .unwrap();
+    let config = agent.write_config(
+        r#"
+[detect]
+rules_dir = "{dir}/rules"
+[sources.audit]
+type = "file"
+include = ["{dir}/*.jsonl"]
+"#,
+    );
+    let output = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken.toml"), "{stderr}");
+    assert!(stderr.contains("urgent"), "{stderr}");
+}
+
+#[test]
+fn demo_raises_exactly_the_planted_alerts() {
+    let output = Command::new(binary())
+        .args(["demo", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let alerts: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let mut found: Vec<(String, String, String)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["rule_id"].as_str().unwrap().to_string(),
+                a["entity_key"].as_str().unwrap().to_string(),
+                a["severity"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    let expected = vec![
+        (
+            "mcp-volume".to_string(),
+            "s-demo-burst".to_string(),
+            "high".to_string(),
+        ),
+        (
+            "mcp-volume".to_string(),
+            "s-demo-burst".to_string(),
+            "medium".to_string(),
+        ),
+        (
+            "restricted-unauthorised".to_string(),
+            "eve@acme.example".to_string(),
+            "high".to_string(),
+        ),
+        (
+            "token-spike".to_string(),
+            "mallory@acme.example".to_string(),
+            "low".to_string(),
+        ),
+    ];
+    assert_eq!(found, expected);
+    for alert in &alerts {
+        assert_eq!(alert["source"], "aiwarden");
+        assert_eq!(alert["deployment"], "claude_deployment");
+        assert_eq!(alert["auto_blocked"], false);
+        assert!(!alert["evidence"]["event_ids"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("2 lines dead-lettered"), "{stderr}");
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the pipeline in-process, and the real binary in temporary directories.
+//!
+//! One test binary (one link step) with a module per area.
+
+mod alerts;
+mod cli;
+mod malformed;
+mod restart;
+mod util;

@@ -1,0 +1,141 @@
+//! Helpers: native records, temporary agent directories, running the binary, reading outputs.
+
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_aiwarden")
+}
+
+/// A native audit record; `extra` fields are merged over the defaults.
+pub fn record(id: &str, time: &str, user: &str, session: &str, extra: Value) -> Value {
+    let mut record = json!({
+        "event_id": id,
+        "timestamp": time,
+        "event_type": "api_request",
+        "user_id": user,
+        "session_id": session,
+        "department": "engineering",
+        "application_id": "code-assistant",
+        "model": "claude-sonnet-4-6",
+        "prompt_tokens": 1000,
+        "completion_tokens": 200,
+        "data_classification": "internal",
+        "status": "success",
+    });
+    if let (Some(base), Value::Object(extra)) = (record.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    record
+}
+
+/// Write records as JSON lines.
+pub fn write_lines(path: &Path, records: &[Value]) {
+    let mut file = std::fs::File::create(path).unwrap();
+    for record in records {
+        writeln!(file, "{record}").unwrap();
+    }
+}
+
+/// Parse a JSON-lines file (missing file: no lines).
+pub fn read_json_lines(path: &Path) -> Vec<Value> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad output line {line:?}: {e}"))
+        })
+        .collect()
+}
+
+/// Count complete lines in a file without parsing.
+pub fn count_lines(path: &Path) -> usize {
+    std::fs::read(path)
+        .map(|bytes| bytes.iter().filter(|&&b| b == b'\n').count())
+        .unwrap_or(0)
+}
+
+/// Wait until `condition` holds, or fail after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A temporary directory laid out for one agent: config, state, input and output.
+pub struct AgentDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl AgentDir {
+    pub fn new() -> Self {
+        AgentDir {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Write `aiwarden.toml`; `{dir}` in the text is replaced by the directory.
+    pub fn write_config(&self, text: &str) -> PathBuf {
+        let path = self.path("aiwarden.toml");
+        let text = text.replace("{dir}", &self.dir.path().display().to_string());
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Start `aiwarden run` on the config, logs captured to `agent.log`.
+    pub fn spawn(&self) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("agent.log"))
+            .unwrap();
+        Command::new(binary())
+            .args(["run", "--config"])
+            .arg(self.path("aiwarden.toml"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("agent.log")).unwrap_or_default()
+    }
+}
+
+/// Send SIGTERM and wait for the exit status.
+pub fn terminate(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("agent did not exit within {timeout:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
