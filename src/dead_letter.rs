@@ -78,8 +78,13 @@ impl DeadLetterWriter {
                 .then(|| String::from_utf8_lossy(&letter.raw[..keep]).into_owned()),
             raw_truncated: keep < letter.raw.len(),
         };
+        self.append(&entry)
+    }
+
+    /// Append any serialisable entry as one JSON line (buffered).
+    pub fn append<T: Serialize>(&mut self, entry: &T) -> std::io::Result<()> {
         let file = self.open()?;
-        serde_json::to_writer(&mut *file, &entry).map_err(std::io::Error::other)?;
+        serde_json::to_writer(&mut *file, entry).map_err(std::io::Error::other)?;
         file.write_all(b"\n")
     }
 

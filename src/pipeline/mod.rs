@@ -156,6 +156,7 @@ impl Pipeline {
                 name: Arc::from(name.as_str()),
                 metrics: Arc::clone(&metrics),
                 abort: shutdown.abort.clone(),
+                dead_letter_dir: config.agent.state_dir.join("dead_letter"),
             };
             let task = sink
                 .build(context, receiver)

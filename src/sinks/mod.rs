@@ -8,9 +8,11 @@
 //!
 //! Adding a sink: a module here, a [`SinkConfig`] variant, and an arm in [`SinkConfig::build`].
 
+pub mod driver;
 mod encode;
 pub mod file;
 pub mod stdout;
+pub mod util;
 
 pub use encode::{write_json_line, write_text_line};
 
@@ -84,6 +86,8 @@ pub struct SinkContext {
     pub metrics: Arc<Metrics>,
     /// Cancelled when the grace period is over: stop retrying and give up unacknowledged.
     pub abort: CancellationToken,
+    /// Where records a SIEM rejected permanently are written (`<sink name>.jsonl`).
+    pub dead_letter_dir: std::path::PathBuf,
 }
 
 /// A running sink.

@@ -88,6 +88,15 @@ impl Metrics {
         );
     }
 
+    /// A record a sink dead-lettered after a permanent rejection.
+    pub fn sink_dead_lettered(&self, sink: &str) {
+        self.add(
+            "sink_records_dead_lettered_total",
+            vec![("sink", sink.to_string())],
+            1,
+        );
+    }
+
     /// A failed attempt by a sink (it will retry).
     pub fn sink_error(&self, sink: &str) {
         self.add("sink_errors_total", vec![("sink", sink.to_string())], 1);
