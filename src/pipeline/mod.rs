@@ -156,7 +156,9 @@ impl Pipeline {
                 name: Arc::from(name.as_str()),
                 metrics: Arc::clone(&metrics),
                 abort: shutdown.abort.clone(),
-                dead_letter_dir: config.agent.state_dir.join("dead_letter"),
+                state_dir: config.agent.state_dir.clone(),
+                agent: AgentInfo::local(config.agent.hostname.as_deref()),
+                deployment: Arc::from(config.agent.deployment_tag.as_str()),
             };
             let task = sink
                 .build(context, receiver)

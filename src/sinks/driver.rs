@@ -146,9 +146,7 @@ pub async fn run<S: Service>(
     context: SinkContext,
     mut batches: mpsc::Receiver<SinkBatch>,
 ) -> Result<(), SinkError> {
-    let dead_letter_path = context
-        .dead_letter_dir
-        .join(format!("{}.jsonl", context.name));
+    let dead_letter_path = context.dead_letter_path();
     let shared = Arc::new(Shared {
         service,
         dead_letters: Mutex::new(DeadLetterWriter::new(dead_letter_path, usize::MAX)),

@@ -11,6 +11,7 @@
 pub mod driver;
 mod encode;
 pub mod file;
+pub mod splunk_hec;
 pub mod stdout;
 pub mod util;
 
@@ -86,8 +87,22 @@ pub struct SinkContext {
     pub metrics: Arc<Metrics>,
     /// Cancelled when the grace period is over: stop retrying and give up unacknowledged.
     pub abort: CancellationToken,
-    /// Where records a SIEM rejected permanently are written (`<sink name>.jsonl`).
-    pub dead_letter_dir: std::path::PathBuf,
+    /// The agent's state directory; records a SIEM rejected permanently go to
+    /// `dead_letter/<sink name>.jsonl` under it.
+    pub state_dir: std::path::PathBuf,
+    /// This agent's identity (host name, version).
+    pub agent: crate::record::AgentInfo,
+    /// The deployment tag.
+    pub deployment: Arc<str>,
+}
+
+impl SinkContext {
+    /// The dead-letter file of this sink.
+    pub fn dead_letter_path(&self) -> std::path::PathBuf {
+        self.state_dir
+            .join("dead_letter")
+            .join(format!("{}.jsonl", self.name))
+    }
 }
 
 /// A running sink.
@@ -96,6 +111,9 @@ pub type SinkTask = Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send>>;
 /// Why a sink could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// The configuration cannot work (a secret that cannot be read, a bad URL or certificate).
+    #[error("{0}")]
+    Config(String),
     /// Opening or writing the destination failed.
     #[error("{context}: {source}")]
     Io {
@@ -115,6 +133,8 @@ pub enum SinkConfig {
     Stdout(stdout::StdoutSinkConfig),
     /// JSON lines appended to a local file.
     File(file::FileSinkConfig),
+    /// Splunk HTTP Event Collector.
+    SplunkHec(Box<splunk_hec::SplunkHecSinkConfig>),
 }
 
 impl SinkConfig {
@@ -128,6 +148,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Stdout(config) => config.routing(),
             SinkConfig::File(config) => config.routing(),
+            SinkConfig::SplunkHec(config) => config.routing(),
         }
     }
 
@@ -136,6 +157,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Stdout(_) => Ok(()),
             SinkConfig::File(config) => config.validate(),
+            SinkConfig::SplunkHec(config) => config.validate(),
         }
     }
 
@@ -148,6 +170,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Stdout(config) => stdout::build(config.clone(), context, batches),
             SinkConfig::File(config) => file::build(config.clone(), context, batches),
+            SinkConfig::SplunkHec(config) => splunk_hec::build(config.as_ref().clone(), context, batches),
         }
     }
 }

@@ -5,5 +5,7 @@
 mod alerts;
 mod cli;
 mod malformed;
+mod mock;
 mod restart;
+mod splunk_hec;
 mod util;

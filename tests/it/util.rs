@@ -139,3 +139,81 @@ pub fn terminate(child: &mut Child, timeout: Duration) -> std::process::ExitStat
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Run the pipeline in-process over `records` (a fixture stream) with sinks given as TOML
+/// (`[sinks.<name>]` tables). With `stop_after`, intake stops then and the grace is short.
+/// Returns the state directory (dead letters live under it) and the counters.
+pub async fn run_in_process(
+    records: &[Value],
+    sinks_toml: &str,
+    stop_after: Option<Duration>,
+) -> (
+    tempfile::TempDir,
+    std::sync::Arc<aiwarden::telemetry::Metrics>,
+) {
+    use aiwarden::config::Config;
+    use aiwarden::decode::Format;
+    use aiwarden::pipeline::{Pipeline, Shutdown};
+    use aiwarden::sources::stdin::read_stream;
+
+    #[derive(serde::Deserialize)]
+    struct Sinks {
+        sinks: std::collections::BTreeMap<String, aiwarden::sinks::SinkConfig>,
+    }
+    let state = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.agent.state_dir = state.path().to_path_buf();
+    config.sinks = toml::from_str::<Sinks>(sinks_toml).unwrap().sinks;
+    let mut input = Vec::new();
+    for record in records {
+        input.extend_from_slice(record.to_string().as_bytes());
+        input.push(b'\n');
+    }
+    let mut pipeline = Pipeline::new(config);
+    let metrics = pipeline.metrics();
+    pipeline.add_source(
+        "fixture",
+        Box::new(move |context| {
+            Box::pin(async move {
+                let result = read_stream(
+                    input.as_slice(),
+                    "fixture",
+                    Format::Native,
+                    1 << 20,
+                    context.clone(),
+                )
+                .await;
+                // Like a tailed file, stay open until told to stop when a stop is planned.
+                if stop_after.is_some() {
+                    context.shutdown.cancelled().await;
+                }
+                result
+            })
+        }),
+    );
+    let shutdown = Shutdown::new();
+    if let Some(after) = stop_after {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            shutdown.begin(Duration::from_millis(300));
+        });
+    }
+    pipeline.run(shutdown).await.unwrap();
+    (state, metrics)
+}
+
+/// `count` events of one session at one-second intervals, ids `<prefix>-<n>`.
+pub fn session_events(prefix: &str, count: usize, extra: Value) -> Vec<Value> {
+    (0..count)
+        .map(|n| {
+            record(
+                &format!("{prefix}-{n}"),
+                &format!("2026-11-23T10:{:02}:{:02}Z", n / 60, n % 60),
+                "u-7f3a",
+                &format!("s-{prefix}"),
+                extra.clone(),
+            )
+        })
+        .collect()
+}

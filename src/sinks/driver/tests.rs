@@ -63,7 +63,9 @@ fn start(answers: Vec<Classified>, max_events: usize) -> Harness {
         name: Arc::from("test"),
         metrics: Arc::new(Metrics::new()),
         abort: abort.clone(),
-        dead_letter_dir: dir.path().to_path_buf(),
+        state_dir: dir.path().to_path_buf(),
+        agent: crate::record::AgentInfo::local(Some("test-host")),
+        deployment: Arc::from("test"),
     };
     let settings = DriverSettings {
         routing: Routing {
@@ -127,7 +129,7 @@ async fn finish(harness: Harness) -> (Vec<Vec<String>>, Vec<serde_json::Value>) 
     drop(harness.sender);
     harness.task.await.unwrap().unwrap();
     let requests = harness.requests.lock().unwrap().clone();
-    let dead = std::fs::read_to_string(harness.dir.path().join("test.jsonl"))
+    let dead = std::fs::read_to_string(harness.dir.path().join("dead_letter/test.jsonl"))
         .unwrap_or_default()
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
