@@ -5,6 +5,7 @@
 //! and a SIEM connector cannot spell them differently.
 
 mod alert;
+pub mod atlas;
 mod audit;
 pub mod fields;
 

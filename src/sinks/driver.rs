@@ -45,8 +45,12 @@ pub enum Classified {
         /// What happened (for the log).
         reason: String,
     },
-    /// The request was too large: split it.
-    TooLarge,
+    /// Split the request in halves and send each (413 too large, or a bad record somewhere in
+    /// it); a record that is alone and still refused is dead-lettered with this reason.
+    Split {
+        /// Why, for the dead letter of a lone record.
+        reason: String,
+    },
     /// Every record was rejected as bad: dead-letter them with this reason.
     Rejected {
         /// The SIEM's reason.

@@ -9,6 +9,7 @@
 //! Adding a sink: a module here, a [`SinkConfig`] variant, and an arm in [`SinkConfig::build`].
 
 pub mod driver;
+pub mod elastic;
 mod encode;
 pub mod file;
 pub mod splunk_hec;
@@ -135,6 +136,8 @@ pub enum SinkConfig {
     File(file::FileSinkConfig),
     /// Splunk HTTP Event Collector.
     SplunkHec(Box<splunk_hec::SplunkHecSinkConfig>),
+    /// Elasticsearch data streams through `_bulk`.
+    Elastic(Box<elastic::ElasticSinkConfig>),
 }
 
 impl SinkConfig {
@@ -149,6 +152,7 @@ impl SinkConfig {
             SinkConfig::Stdout(config) => config.routing(),
             SinkConfig::File(config) => config.routing(),
             SinkConfig::SplunkHec(config) => config.routing(),
+            SinkConfig::Elastic(config) => config.routing(),
         }
     }
 
@@ -158,6 +162,7 @@ impl SinkConfig {
             SinkConfig::Stdout(_) => Ok(()),
             SinkConfig::File(config) => config.validate(),
             SinkConfig::SplunkHec(config) => config.validate(),
+            SinkConfig::Elastic(config) => config.validate(),
         }
     }
 
@@ -171,6 +176,7 @@ impl SinkConfig {
             SinkConfig::Stdout(config) => stdout::build(config.clone(), context, batches),
             SinkConfig::File(config) => file::build(config.clone(), context, batches),
             SinkConfig::SplunkHec(config) => splunk_hec::build(config.as_ref().clone(), context, batches),
+            SinkConfig::Elastic(config) => elastic::build(config.as_ref().clone(), context, batches),
         }
     }
 }

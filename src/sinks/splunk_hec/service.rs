@@ -89,7 +89,7 @@ pub fn classify(
         (_, Some(16)) => misconfigured(": query-string authorisation was refused"),
         (404, _) => misconfigured(&format!(": wrong URL, or HEC is disabled: check sinks.{sink}.endpoint")),
         (415, _) => misconfigured(": unsupported content encoding"),
-        (413, _) => Answer::Done(Classified::TooLarge),
+        (413, _) => Answer::Done(Classified::Split { reason: describe(": request too large") }),
         // Invalid channel: the next attempt starts afresh.
         (_, Some(11)) => retry(),
         (400, Some(6 | 12 | 13 | 15)) => match reply.invalid_event_number {
@@ -109,8 +109,7 @@ pub fn classify(
                 Answer::Done(Classified::PerItem(verdicts))
             }
             // Which envelope is bad is unknown: halve the batch until it is alone.
-            _ if count > 1 => Answer::Done(Classified::TooLarge),
-            _ => Answer::Done(Classified::Rejected { reason: describe("") }),
+            _ => Answer::Done(Classified::Split { reason: describe("") }),
         },
         (408 | 429, _) | (500..=599, _) => retry(),
         _ => Answer::Done(Classified::Rejected { reason: describe("") }),
