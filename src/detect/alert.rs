@@ -49,12 +49,7 @@ pub(crate) fn build(
 ) -> Alert {
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
     Alert {
-        alert_id: alert_id(
-            &rule.id,
-            finding.tier,
-            finding.entity_key,
-            &record.event_id,
-        ),
+        alert_id: alert_id(&rule.id, finding.tier, finding.entity_key, &record.event_id),
         timestamp: record.timestamp,
         rule_id: rule.id.clone(),
         rule_version: rule.version,

@@ -178,6 +178,28 @@ impl Engine {
     }
 }
 
+#[cfg(test)]
+impl Engine {
+    /// Per rule: id and window entries held over all entities (memory-bound tests).
+    pub(crate) fn rules_for_test(&self) -> Vec<(String, usize)> {
+        self.rules
+            .iter()
+            .map(|s| {
+                let entries = s
+                    .store
+                    .entities
+                    .values()
+                    .map(|e| match &e.state {
+                        State::Threshold(window) => window.len(),
+                        _ => 0,
+                    })
+                    .sum();
+                (s.rule.id.clone(), entries)
+            })
+            .collect()
+    }
+}
+
 impl Store {
     /// Drop entities whose newest event is older than the horizon before the watermark.
     fn sweep(&mut self, watermark: i64) {
@@ -209,7 +231,9 @@ impl Store {
                     spec.tiers.len(),
                     State::Threshold(Window::new(spec.tiers.iter().map(|t| t.window_ms), ts)),
                 ),
-                Kind::Baseline(spec) => (1, State::Baseline(DailyTotals::new(spec.history_days, ts))),
+                Kind::Baseline(spec) => {
+                    (1, State::Baseline(DailyTotals::new(spec.history_days, ts)))
+                }
             };
             let entity = Entity {
                 newest: ts,
@@ -223,7 +247,6 @@ impl Store {
 }
 
 impl RuleState {
-
     fn process(
         &mut self,
         record: &AuditRecord,
@@ -243,7 +266,9 @@ impl RuleState {
         }
         let key = entity_key(record, rule);
         match &rule.kind {
-            Kind::Match => self.process_match(record, ts, key.as_deref().unwrap_or(""), context, alerts),
+            Kind::Match => {
+                self.process_match(record, ts, key.as_deref().unwrap_or(""), context, alerts)
+            }
             // Late events would rewrite windows and days that were already judged.
             _ if late => {}
             Kind::Threshold(_) | Kind::Baseline(_) => {
@@ -281,7 +306,11 @@ impl RuleState {
             "{} {}: {} (event {})",
             rule.group_by_name,
             display_key(key),
-            if reasons.is_empty() { "matched".to_string() } else { reasons.join("; ") },
+            if reasons.is_empty() {
+                "matched".to_string()
+            } else {
+                reasons.join("; ")
+            },
             record.event_id
         );
         let finding = Finding {
@@ -407,9 +436,8 @@ fn baseline<'a>(
     let today = days.today_total();
     let history = days.history();
     let bound = spec.ratio * history.average;
-    let fires = history.active_days >= spec.min_history_days
-        && today >= spec.min_volume
-        && today > bound;
+    let fires =
+        history.active_days >= spec.min_history_days && today >= spec.min_volume && today > bound;
     if !fires {
         return None;
     }

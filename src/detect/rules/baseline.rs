@@ -50,7 +50,10 @@ impl BaselineSpec {
         if !(doc.min_volume.is_finite() && doc.min_volume >= 0.0) {
             return Err((
                 "baseline.min_volume".into(),
-                format!("must be zero or a positive number, found {}", doc.min_volume),
+                format!(
+                    "must be zero or a positive number, found {}",
+                    doc.min_volume
+                ),
             ));
         }
         if !(1..=doc.history_days).contains(&doc.min_history_days) {

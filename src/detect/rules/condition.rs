@@ -107,9 +107,10 @@ impl Condition {
         if let Some(v) = doc.not_entitled_to {
             let level = match v.parse::<Classification>() {
                 Ok(level) => Ok(Level::Fixed(level)),
-                Err(_) if !v.trim().is_empty() => {
-                    Ok(Level::FromField(Field::parse(v.trim()), v.trim().to_string()))
-                }
+                Err(_) if !v.trim().is_empty() => Ok(Level::FromField(
+                    Field::parse(v.trim()),
+                    v.trim().to_string(),
+                )),
                 Err(_) => Err("must name a classification level or a field".to_string()),
             };
             ops.push(("not_entitled_to", level.map(Op::NotEntitledTo)));
@@ -118,10 +119,15 @@ impl Condition {
             0 => {
                 return Err((
                     "field".into(),
-                    format!("condition on `{}` has no operator (use one of {OPERATORS})", doc.field),
+                    format!(
+                        "condition on `{}` has no operator (use one of {OPERATORS})",
+                        doc.field
+                    ),
                 ))
             }
-            1 => ops.pop().map(|(name, op)| op.map_err(|message| (name.to_string(), message))),
+            1 => ops
+                .pop()
+                .map(|(name, op)| op.map_err(|message| (name.to_string(), message))),
             _ => {
                 let names: Vec<&str> = ops.iter().map(|(name, _)| *name).collect();
                 return Err((

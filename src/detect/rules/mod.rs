@@ -180,7 +180,13 @@ impl Aggregate {
 fn parse_file(file: &RuleFile) -> Result<(Rule, bool), RuleError> {
     let doc: RuleDoc = parse::from_toml(&file.text).map_err(|e: DocError| {
         let id = parse::peek_id(&file.text);
-        located(file, id.as_deref(), e.field.as_deref(), e.message, e.position)
+        located(
+            file,
+            id.as_deref(),
+            e.field.as_deref(),
+            e.message,
+            e.position,
+        )
     })?;
     let id = doc.id.trim().to_string();
     let fail = |field: &str, message: String| located(file, Some(&id), Some(field), message, None);
@@ -223,9 +229,9 @@ fn parse_file(file: &RuleFile) -> Result<(Rule, bool), RuleError> {
         (KindName::Threshold, Some(section), None) => Kind::Threshold(
             ThresholdSpec::compile(section, doc.severity).map_err(|(f, m)| fail(&f, m))?,
         ),
-        (KindName::Baseline, None, Some(section)) => Kind::Baseline(
-            BaselineSpec::compile(section).map_err(|(f, m)| fail(&f, m))?,
-        ),
+        (KindName::Baseline, None, Some(section)) => {
+            Kind::Baseline(BaselineSpec::compile(section).map_err(|(f, m)| fail(&f, m))?)
+        }
         (_, threshold, baseline) => {
             let wanted = match doc.kind {
                 KindName::Match => None,
