@@ -24,17 +24,23 @@ fn slides_and_evicts() {
 #[test]
 fn out_of_order_events_land_in_order() {
     let mut w = Window::new([10_000, 5_000], 20_000);
-    for (ts, id) in [(20_000, "c"), (18_000, "b"), (12_000, "a"), (10_000, "old")] {
+    for (ts, id) in [
+        (20_000, "c"),
+        (18_000, "b"),
+        (12_000, "a"),
+        (10_000, "old"),
+        (15_000, "edge"),
+    ] {
         w.insert(ts, 1.0, id);
     }
-    // 10s tier: (10s, 20s] holds a, b, c; the event exactly at 10s is outside every window.
-    assert_eq!(w.total(0), (3.0, 3));
-    assert_eq!(w.sample(0, 10), ["a", "b", "c"]);
-    assert_eq!(w.sample(0, 2), ["a", "b"]);
-    // 5s tier: (15s, 20s] holds b, c.
+    // 10s tier: (10s, 20s] holds a, edge, b, c; the event exactly at 10s is in no window.
+    assert_eq!(w.total(0), (4.0, 4));
+    assert_eq!(w.sample(0, 10), ["a", "edge", "b", "c"]);
+    assert_eq!(w.sample(0, 2), ["a", "edge"]);
+    // 5s tier: (15s, 20s] holds b, c; the event exactly at 15s is just outside.
     assert_eq!(w.total(1), (2.0, 2));
     assert_eq!(w.sample(1, 10), ["b", "c"]);
-    assert_eq!(w.len(), 3);
+    assert_eq!(w.len(), 4);
 }
 
 #[test]
