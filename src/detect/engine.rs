@@ -9,7 +9,8 @@
 use super::alert::{self, num, Finding};
 use super::baseline::{DailyTotals, DAY_MS};
 use super::dedup::{self, Suppression, Verdict};
-use super::rules::{BaselineSpec, Kind, Rule, ThresholdSpec};
+use super::evaluate;
+use super::rules::{Kind, Rule};
 use super::window::Window;
 use super::{EngineSettings, Entitlements, RuleSet};
 use crate::record::{Alert, AuditRecord, Evidence, FieldValue};
@@ -356,13 +357,13 @@ impl RuleState {
                 if !window.insert(ts, value, &record.event_id) {
                     return;
                 }
-                threshold(rule, spec, window, &mut entity.dedup, key, ts, sample)
+                evaluate::threshold(rule, spec, window, &mut entity.dedup, key, ts, sample)
             }
             (Kind::Baseline(spec), State::Baseline(days)) => {
                 if !days.add(ts, value, &record.event_id, sample) {
                     return;
                 }
-                baseline(rule, spec, days, &mut entity.dedup, key, ts)
+                evaluate::baseline(rule, spec, days, &mut entity.dedup, key, ts)
             }
             _ => None,
         };
@@ -372,126 +373,20 @@ impl RuleState {
     }
 }
 
-/// Evaluate every tier; the most severe tier that fired speaks, the others count as suppressed.
-fn threshold<'a>(
-    rule: &Rule,
-    spec: &ThresholdSpec,
-    window: &Window,
-    dedup: &mut [Option<Suppression>],
-    key: &'a str,
-    ts: i64,
-    sample: usize,
-) -> Option<Finding<'a>> {
-    let fired: Vec<usize> = (0..spec.tiers.len())
-        .filter(|&i| window.total(i).0 > spec.tiers[i].above)
-        .collect();
-    // Most severe wins; between equal severities the later tier (usually the tighter one).
-    let top = fired
-        .iter()
-        .copied()
-        .max_by_key(|&i| (spec.tiers[i].severity, i))?;
-    for &i in fired.iter().filter(|&&i| i != top) {
-        dedup::absorb(&mut dedup[i], ts, rule.suppress_ms);
-    }
-    let Verdict::Emit { suppressed } = dedup::check(&mut dedup[top], ts, rule.suppress_ms) else {
-        return None;
-    };
-    let tier = &spec.tiers[top];
-    let (observed, count) = window.total(top);
-    let details = format!(
-        "{} {}: {} {} in {} (threshold: more than {})",
-        rule.group_by_name,
-        display_key(key),
-        num(observed),
-        spec.unit,
-        tier.window_text,
-        num(tier.above)
-    );
-    Some(Finding {
-        tier: top,
-        severity: tier.severity,
-        entity_key: key,
-        observed,
-        baseline: None,
-        threshold: tier.above,
-        window: Some(tier.window_text.clone()),
-        details,
-        evidence: Evidence {
-            event_ids: window.sample(top, sample),
-            event_count: count,
-        },
-        suppressed_count: suppressed,
-    })
-}
-
-/// Compare the entity's current day with its own trailing average.
-fn baseline<'a>(
-    rule: &Rule,
-    spec: &BaselineSpec,
-    days: &DailyTotals,
-    dedup: &mut [Option<Suppression>],
-    key: &'a str,
-    ts: i64,
-) -> Option<Finding<'a>> {
-    let today = days.today_total();
-    let history = days.history();
-    let bound = spec.ratio * history.average;
-    let fires =
-        history.active_days >= spec.min_history_days && today >= spec.min_volume && today > bound;
-    if !fires {
-        return None;
-    }
-    let Verdict::Emit { suppressed } = dedup::check(&mut dedup[0], ts, rule.suppress_ms) else {
-        return None;
-    };
-    let date = chrono::DateTime::from_timestamp(days.today() * (DAY_MS / 1000), 0)
-        .map(|d| d.date_naive().to_string())
-        .unwrap_or_default();
-    let details = format!(
-        "{} {}: {} {} on {date} (UTC), {:.1}× the daily average of {} over {} active days in the \
-         previous {} (threshold: more than {}× = {})",
-        rule.group_by_name,
-        display_key(key),
-        num(today),
-        spec.unit,
-        today / history.average,
-        num(history.average),
-        history.active_days,
-        spec.history_days,
-        num(spec.ratio),
-        num(bound)
-    );
-    Some(Finding {
-        tier: 0,
-        severity: rule.severity,
-        entity_key: key,
-        observed: today,
-        baseline: Some(history.average),
-        threshold: bound,
-        window: Some("1d".to_string()),
-        details,
-        evidence: Evidence {
-            event_ids: days.evidence(),
-            event_count: days.today_events(),
-        },
-        suppressed_count: suppressed,
-    })
-}
-
 /// The group_by value as text, or `None` when the record lacks it.
 fn entity_key<'r>(record: &'r AuditRecord, rule: &Rule) -> Option<Cow<'r, str>> {
     match record.get(&rule.group_by)? {
-        FieldValue::Str(s) if s.is_empty() => None,
+        FieldValue::Str("") => None,
         FieldValue::Str(s) => Some(Cow::Borrowed(s)),
         FieldValue::Num(n) => Some(Cow::Owned(num(n))),
         FieldValue::Bool(b) => Some(Cow::Owned(b.to_string())),
-        FieldValue::List(list) if list.is_empty() => None,
+        FieldValue::List([]) => None,
         FieldValue::List(list) => Some(Cow::Owned(list.join(","))),
         FieldValue::Json(value) => Some(Cow::Owned(value.to_string())),
     }
 }
 
-fn display_key(key: &str) -> &str {
+pub(crate) fn display_key(key: &str) -> &str {
     if key.is_empty() {
         "(none)"
     } else {

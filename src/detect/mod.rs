@@ -23,6 +23,7 @@ mod baseline;
 mod dedup;
 mod engine;
 mod entitlements;
+mod evaluate;
 mod rules;
 mod window;
 

@@ -107,7 +107,9 @@ fn token_spike_fires_when_today_crosses_three_times_the_average() {
 
 #[test]
 fn token_spike_quiet_cases() {
-    let cases: &[(&str, &[(i64, u64)], u64)] = &[
+    // (what, history as (day, tokens), tokens today)
+    type Case<'a> = (&'a str, &'a [(i64, u64)], u64);
+    let cases: &[Case] = &[
         ("new user", &[], 1_000_000),
         (
             "two days of history",
