@@ -47,8 +47,9 @@ pub struct RuleFile {
 
 /// A rule file that could not be loaded: names the file, the rule and the field.
 ///
-/// The message reads `rule `<id>`, field `<path>`: <what is wrong> (line L, column C)`, leaving
-/// out the parts that are not known (a syntax error may come before the id).
+/// The message reads like ``rule `mcp-volume`, field `threshold.tiers[0].window`: invalid
+/// duration ... (line 14, column 10)``, leaving out the parts that are not known (a syntax
+/// error may come before the id; semantic checks have no position).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{file}: {message}")]
 pub struct RuleError {

@@ -109,16 +109,27 @@ pub struct RuleInfo<'a> {
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub(crate) struct Rule {
+    /// Unique id, e.g. `mcp-volume`.
     pub id: String,
+    /// Bumped by the analyst when the logic changes.
     pub version: u32,
+    /// Short title, copied to alerts.
     pub title: String,
+    /// Why it matters and what to check.
     pub description: String,
+    /// Severity of alerts (tiers may override).
     pub severity: Severity,
+    /// Tags copied to alerts (MITRE ATLAS ids among them).
     pub tags: Vec<String>,
+    /// One alert per tier and entity per this much event time (ms).
     pub suppress_ms: i64,
+    /// The entity field.
     pub group_by: Field,
+    /// The entity field as written, shown as `entity_type`.
     pub group_by_name: String,
+    /// ANDed conditions an event must satisfy.
     pub conditions: Vec<Condition>,
+    /// What the rule does with matching events.
     pub kind: Kind,
 }
 

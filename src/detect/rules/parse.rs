@@ -2,7 +2,8 @@
 //!
 //! Every struct denies unknown fields so a typo (`treshold`) is an error rather than a rule
 //! that silently never fires. Values whose type serde can check (numbers, booleans, severities,
-//! durations) are checked here, so the error carries the TOML position.
+//! durations) are checked here, so the error carries the TOML position. Field names mirror
+//! the TOML keys (documented in `rules/mod.rs` and the shipped `rules/*.toml`).
 
 use crate::record::Severity;
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
@@ -50,6 +51,7 @@ pub(super) enum KindName {
 }
 
 impl KindName {
+    /// The name as written.
     pub fn as_str(self) -> &'static str {
         match self {
             KindName::Match => "match",
