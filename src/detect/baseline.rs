@@ -1,0 +1,116 @@
+//! Daily totals per entity for baseline rules: a fixed ring of UTC-day sums, not events.
+//!
+//! State per entity is `history_days + 1` floats plus a bounded evidence sample of the current
+//! day, whatever the entity's volume.
+
+/// Milliseconds in a day; days are UTC calendar days of the event time.
+pub(crate) const DAY_MS: i64 = 86_400_000;
+
+/// One entity's daily sums: the current day and the `history_days` before it.
+#[derive(Debug)]
+pub(crate) struct DailyTotals {
+    /// Ring indexed by `day mod len`; `len = history_days + 1`.
+    sums: Box<[f64]>,
+    /// The newest day seen (days since the Unix epoch): "today" for this entity.
+    newest_day: i64,
+    /// Events counted today.
+    today_events: u64,
+    /// The oldest events of today, at most the evidence sample, sorted by time.
+    evidence: Vec<(i64, Box<str>)>,
+}
+
+/// The baseline as seen from the current day.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct History {
+    /// Average over the active days.
+    pub average: f64,
+    /// Days in the trailing history with a non-zero total.
+    pub active_days: u32,
+}
+
+impl DailyTotals {
+    /// Empty totals keeping `history_days` of history, positioned at event time `ts`.
+    pub fn new(history_days: u32, ts: i64) -> DailyTotals {
+        DailyTotals {
+            sums: vec![0.0; history_days as usize + 1].into_boxed_slice(),
+            newest_day: ts.div_euclid(DAY_MS),
+            today_events: 0,
+            evidence: Vec::new(),
+        }
+    }
+
+    fn slot(&self, day: i64) -> usize {
+        day.rem_euclid(self.sums.len() as i64) as usize
+    }
+
+    /// The current day (days since the epoch).
+    pub fn today(&self) -> i64 {
+        self.newest_day
+    }
+
+    /// Add an event; returns false when its day is older than the history kept.
+    pub fn add(&mut self, ts: i64, value: f64, event_id: &str, sample: usize) -> bool {
+        let day = ts.div_euclid(DAY_MS);
+        let len = self.sums.len() as i64;
+        if day <= self.newest_day - len {
+            return false;
+        }
+        if day > self.newest_day {
+            // Zero the days skipped over (all of them after a long silence).
+            for d in (self.newest_day + 1..=day).rev().take(self.sums.len()) {
+                let slot = self.slot(d);
+                self.sums[slot] = 0.0;
+            }
+            self.newest_day = day;
+            self.today_events = 0;
+            self.evidence.clear();
+        }
+        let slot = self.slot(day);
+        self.sums[slot] += value;
+        if day == self.newest_day {
+            self.today_events += 1;
+            let pos = self.evidence.partition_point(|(t, _)| *t <= ts);
+            if pos < sample {
+                self.evidence.insert(pos, (ts, event_id.into()));
+                self.evidence.truncate(sample);
+            }
+        }
+        true
+    }
+
+    /// The current day's total.
+    pub fn today_total(&self) -> f64 {
+        self.sums[self.slot(self.newest_day)]
+    }
+
+    /// Events counted in the current day.
+    pub fn today_events(&self) -> u64 {
+        self.today_events
+    }
+
+    /// Ids of the oldest events of the current day (the evidence sample).
+    pub fn evidence(&self) -> Vec<String> {
+        self.evidence.iter().map(|(_, id)| id.to_string()).collect()
+    }
+
+    /// Average over the active days among the `history_days` before the current day.
+    pub fn history(&self) -> History {
+        let (mut total, mut active_days) = (0.0, 0u32);
+        for back in 1..self.sums.len() as i64 {
+            let value = self.sums[self.slot(self.newest_day - back)];
+            if value > 0.0 {
+                total += value;
+                active_days += 1;
+            }
+        }
+        let average = if active_days == 0 {
+            0.0
+        } else {
+            total / f64::from(active_days)
+        };
+        History {
+            average,
+            active_days,
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! The engine: per-rule, per-entity state over event time, and the alerts it raises.
+//!
+//! Memory is bounded per rule by `max_entities_per_rule`. Entities idle for longer than the
+//! rule's horizon (its longest window, baseline history or suppression, whichever is longest)
+//! are evicted in sweeps: every [`SWEEP_EVERY`] records, and when a rule at its cap meets a new
+//! entity (at most once per `cap` records, so a sweep's cost is amortised). A new entity that
+//! still finds the rule at its cap is refused and counted (see [`Engine::stats`]).
+
+use super::alert::{self, num, Finding};
+use super::baseline::{DailyTotals, DAY_MS};
+use super::dedup::{self, Suppression, Verdict};
+use super::evaluate;
+use super::rules::{Kind, Rule};
+use super::window::Window;
+use super::{EngineSettings, Entitlements, RuleSet};
+use crate::record::{Alert, AuditRecord, Evidence, FieldValue};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// Records between periodic eviction sweeps.
+pub const SWEEP_EVERY: u64 = 16_384;
+
+/// The detection engine.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Vec<RuleState>,
+    entitlements: Entitlements,
+    settings: EngineSettings,
+    lateness_ms: i64,
+    /// Newest event time seen (ms): the engine's notion of "now".
+    watermark: Option<i64>,
+    late: u64,
+    since_sweep: u64,
+}
+
+/// Counters for one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleStats {
+    /// The rule.
+    pub rule_id: String,
+    /// Entities currently tracked.
+    pub entities: usize,
+    /// New entities refused because the rule was at `max_entities_per_rule` (since start).
+    pub refused_entities: u64,
+}
+
+/// A snapshot of the engine's state sizes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Per rule, in rule order.
+    pub rules: Vec<RuleStats>,
+}
+
+/// One rule and its entities.
+#[derive(Debug)]
+struct RuleState {
+    rule: Rule,
+    store: Store,
+}
+
+/// The entities of one rule, bounded.
+#[derive(Debug)]
+struct Store {
+    /// How long an idle entity's state still matters (ms).
+    horizon_ms: i64,
+    entities: HashMap<Box<str>, Entity>,
+    refused: u64,
+    /// Records since this rule's last sweep, to amortise sweeps at the cap.
+    since_sweep: u64,
+}
+
+/// One entity of one rule.
+#[derive(Debug)]
+struct Entity {
+    /// Newest event time (ms) of the entity, for eviction.
+    newest: i64,
+    /// Suppression per tier (one slot for rules without tiers).
+    dedup: Box<[Option<Suppression>]>,
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    Match,
+    Threshold(Window),
+    Baseline(DailyTotals),
+}
+
+/// What every rule evaluation needs besides its own state.
+struct Context<'a> {
+    settings: &'a EngineSettings,
+    entitlements: &'a Entitlements,
+    watermark: i64,
+}
+
+impl Engine {
+    /// A new engine.
+    pub fn new(rules: RuleSet, entitlements: Entitlements, settings: EngineSettings) -> Engine {
+        let rules = rules
+            .into_rules()
+            .into_iter()
+            .map(|rule| {
+                let reach = match &rule.kind {
+                    Kind::Match => 0,
+                    Kind::Threshold(spec) => spec.longest_window_ms(),
+                    Kind::Baseline(spec) => (i64::from(spec.history_days) + 1) * DAY_MS,
+                };
+                RuleState {
+                    store: Store {
+                        horizon_ms: reach.max(rule.suppress_ms),
+                        entities: HashMap::new(),
+                        refused: 0,
+                        since_sweep: 0,
+                    },
+                    rule,
+                }
+            })
+            .collect();
+        let lateness_ms = i64::try_from(settings.allowed_lateness.as_millis()).unwrap_or(i64::MAX);
+        Engine {
+            rules,
+            entitlements,
+            settings,
+            lateness_ms,
+            watermark: None,
+            late: 0,
+            since_sweep: 0,
+        }
+    }
+
+    /// Feed one record; alerts it raises are appended to `alerts`.
+    pub fn process(&mut self, record: &AuditRecord, alerts: &mut Vec<Alert>) {
+        let ts = record.timestamp.timestamp_millis();
+        let late = self
+            .watermark
+            .is_some_and(|w| ts < w.saturating_sub(self.lateness_ms));
+        if late {
+            self.late += 1;
+        } else {
+            self.watermark = Some(self.watermark.map_or(ts, |w| w.max(ts)));
+        }
+        let watermark = self.watermark.unwrap_or(ts);
+        self.since_sweep += 1;
+        let sweep = self.since_sweep >= SWEEP_EVERY;
+        if sweep {
+            self.since_sweep = 0;
+        }
+        let context = Context {
+            settings: &self.settings,
+            entitlements: &self.entitlements,
+            watermark,
+        };
+        for state in &mut self.rules {
+            if sweep {
+                state.store.sweep(watermark);
+            }
+            state.process(record, ts, late, &context, alerts);
+        }
+    }
+
+    /// Events that arrived too late to count in windows since the last call.
+    pub fn take_late_events(&mut self) -> u64 {
+        std::mem::take(&mut self.late)
+    }
+
+    /// Entities tracked and refused, per rule.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            rules: self
+                .rules
+                .iter()
+                .map(|s| RuleStats {
+                    rule_id: s.rule.id.clone(),
+                    entities: s.store.entities.len(),
+                    refused_entities: s.store.refused,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Engine {
+    /// Per rule: id and window entries held over all entities (memory-bound tests).
+    pub(crate) fn rules_for_test(&self) -> Vec<(String, usize)> {
+        self.rules
+            .iter()
+            .map(|s| {
+                let entries = s
+                    .store
+                    .entities
+                    .values()
+                    .map(|e| match &e.state {
+                        State::Threshold(window) => window.len(),
+                        _ => 0,
+                    })
+                    .sum();
+                (s.rule.id.clone(), entries)
+            })
+            .collect()
+    }
+}
+
+impl Store {
+    /// Drop entities whose newest event is older than the horizon before the watermark.
+    fn sweep(&mut self, watermark: i64) {
+        let oldest = watermark.saturating_sub(self.horizon_ms);
+        self.entities.retain(|_, entity| entity.newest >= oldest);
+        self.since_sweep = 0;
+    }
+
+    /// The entity's state, created if there is room; `None` when refused at the cap.
+    fn entity(
+        &mut self,
+        rule: &Rule,
+        key: &str,
+        ts: i64,
+        context: &Context<'_>,
+    ) -> Option<&mut Entity> {
+        if !self.entities.contains_key(key) {
+            let cap = context.settings.max_entities_per_rule;
+            if self.entities.len() >= cap && self.since_sweep >= cap as u64 {
+                self.sweep(context.watermark);
+            }
+            if self.entities.len() >= cap {
+                self.refused += 1;
+                return None;
+            }
+            let (slots, state) = match &rule.kind {
+                Kind::Match => (1, State::Match),
+                Kind::Threshold(spec) => (
+                    spec.tiers.len(),
+                    State::Threshold(Window::new(spec.tiers.iter().map(|t| t.window_ms), ts)),
+                ),
+                Kind::Baseline(spec) => {
+                    (1, State::Baseline(DailyTotals::new(spec.history_days, ts)))
+                }
+            };
+            let entity = Entity {
+                newest: ts,
+                dedup: vec![None; slots].into_boxed_slice(),
+                state,
+            };
+            self.entities.insert(key.into(), entity);
+        }
+        self.entities.get_mut(key)
+    }
+}
+
+impl RuleState {
+    fn process(
+        &mut self,
+        record: &AuditRecord,
+        ts: i64,
+        late: bool,
+        context: &Context<'_>,
+        alerts: &mut Vec<Alert>,
+    ) {
+        self.store.since_sweep += 1;
+        let rule = &self.rule;
+        if !rule
+            .conditions
+            .iter()
+            .all(|c| c.matches(record, context.entitlements))
+        {
+            return;
+        }
+        let key = entity_key(record, rule);
+        match &rule.kind {
+            Kind::Match => {
+                self.process_match(record, ts, key.as_deref().unwrap_or(""), context, alerts)
+            }
+            // Late events would rewrite windows and days that were already judged.
+            _ if late => {}
+            Kind::Threshold(_) | Kind::Baseline(_) => {
+                // Without the entity field there is nothing to group by.
+                if let Some(key) = key {
+                    self.process_stateful(record, ts, &key, context, alerts);
+                }
+            }
+        }
+    }
+
+    fn process_match(
+        &mut self,
+        record: &AuditRecord,
+        ts: i64,
+        key: &str,
+        context: &Context<'_>,
+        alerts: &mut Vec<Alert>,
+    ) {
+        let suppress_ms = self.rule.suppress_ms;
+        let verdict = match self.store.entity(&self.rule, key, ts, context) {
+            Some(entity) => {
+                entity.newest = entity.newest.max(ts);
+                dedup::check(&mut entity.dedup[0], ts, suppress_ms)
+            }
+            // Refused at the cap: better an undeduplicated alert than a missed breach.
+            None => Verdict::Emit { suppressed: 0 },
+        };
+        let Verdict::Emit { suppressed } = verdict else {
+            return;
+        };
+        let rule = &self.rule;
+        let reasons: Vec<String> = rule.conditions.iter().map(|c| c.to_string()).collect();
+        let details = format!(
+            "{} {}: {} (event {})",
+            rule.group_by_name,
+            display_key(key),
+            if reasons.is_empty() {
+                "matched".to_string()
+            } else {
+                reasons.join("; ")
+            },
+            record.event_id
+        );
+        let finding = Finding {
+            tier: 0,
+            severity: rule.severity,
+            entity_key: key,
+            observed: 1.0,
+            baseline: None,
+            threshold: 0.0,
+            window: None,
+            details,
+            evidence: Evidence {
+                event_ids: single_evidence(record, context),
+                event_count: 1,
+            },
+            suppressed_count: suppressed,
+        };
+        alerts.push(alert::build(rule, record, context.settings, finding));
+    }
+
+    fn process_stateful(
+        &mut self,
+        record: &AuditRecord,
+        ts: i64,
+        key: &str,
+        context: &Context<'_>,
+        alerts: &mut Vec<Alert>,
+    ) {
+        let value = match &self.rule.kind {
+            Kind::Threshold(spec) => spec.aggregate.value(record),
+            Kind::Baseline(spec) => spec.aggregate.value(record),
+            Kind::Match => None,
+        };
+        let Some(value) = value else { return };
+        let sample = context.settings.evidence_sample;
+        let Some(entity) = self.store.entity(&self.rule, key, ts, context) else {
+            return;
+        };
+        let rule = &self.rule;
+        entity.newest = entity.newest.max(ts);
+        let finding = match (&rule.kind, &mut entity.state) {
+            (Kind::Threshold(spec), State::Threshold(window)) => {
+                if !window.insert(ts, value, &record.event_id) {
+                    return;
+                }
+                evaluate::threshold(rule, spec, window, &mut entity.dedup, key, ts, sample)
+            }
+            (Kind::Baseline(spec), State::Baseline(days)) => {
+                if !days.add(ts, value, &record.event_id, sample) {
+                    return;
+                }
+                evaluate::baseline(rule, spec, days, &mut entity.dedup, key, ts)
+            }
+            _ => None,
+        };
+        if let Some(finding) = finding {
+            alerts.push(alert::build(rule, record, context.settings, finding));
+        }
+    }
+}
+
+/// The group_by value as text, or `None` when the record lacks it.
+fn entity_key<'r>(record: &'r AuditRecord, rule: &Rule) -> Option<Cow<'r, str>> {
+    match record.get(&rule.group_by)? {
+        FieldValue::Str("") => None,
+        FieldValue::Str(s) => Some(Cow::Borrowed(s)),
+        FieldValue::Num(n) => Some(Cow::Owned(num(n))),
+        FieldValue::Bool(b) => Some(Cow::Owned(b.to_string())),
+        FieldValue::List([]) => None,
+        FieldValue::List(list) => Some(Cow::Owned(list.join(","))),
+        FieldValue::Json(value) => Some(Cow::Owned(value.to_string())),
+    }
+}
+
+pub(crate) fn display_key(key: &str) -> &str {
+    if key.is_empty() {
+        "(none)"
+    } else {
+        key
+    }
+}
+
+fn single_evidence(record: &AuditRecord, context: &Context<'_>) -> Vec<String> {
+    if context.settings.evidence_sample == 0 {
+        Vec::new()
+    } else {
+        vec![record.event_id.clone()]
+    }
+}

@@ -1,0 +1,323 @@
+//! Rule files: the TOML format, its validation, and the compiled rules the engine runs.
+//!
+//! One rule per file. Common keys: `id` (unique across files), `version` (default 1), `title`,
+//! `description`, `severity` (`low`..`critical`), `enabled` (default true), `tags`, `suppress`
+//! (one alert per rule, tier and entity per this much event time), `kind` (`match`,
+//! `threshold`, `baseline`), `group_by` (the entity field), and `[[conditions]]` (ANDed, each a
+//! `field` plus exactly one operator). `kind = "threshold"` needs a `[threshold]` section and
+//! `kind = "baseline"` a `[baseline]` section; see `rules/*.toml` for commented examples.
+
+mod baseline;
+mod condition;
+mod parse;
+mod threshold;
+
+pub(crate) use baseline::BaselineSpec;
+pub(crate) use condition::Condition;
+pub(crate) use threshold::ThresholdSpec;
+
+use super::{RuleError, RuleFile};
+use crate::record::{AuditRecord, Field, Severity};
+use parse::{AggregateName, DocError, KindName, RuleDoc};
+use std::collections::HashMap;
+
+/// Validated, compiled rules.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// Parse and validate rule files.
+    pub fn parse(files: &[RuleFile]) -> Result<RuleSet, RuleError> {
+        let mut rules = Vec::new();
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for file in files {
+            let (rule, enabled) = parse_file(file)?;
+            // Ids key alerts and suppression, so two files must not share one, disabled or not.
+            if let Some(first) = seen.get(&rule.id) {
+                return Err(located(
+                    file,
+                    Some(&rule.id),
+                    Some("id"),
+                    format!("duplicate rule id (already defined in {first})"),
+                    None,
+                ));
+            }
+            seen.insert(rule.id.clone(), file.name.clone());
+            if enabled {
+                rules.push(rule);
+            }
+        }
+        Ok(RuleSet { rules })
+    }
+
+    /// Number of enabled rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether no rule is enabled.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ids of the enabled rules, in file order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|rule| rule.id.as_str())
+    }
+
+    /// What each enabled rule is, for listings (`aiwarden rules`, start-up logs).
+    pub fn info(&self) -> impl Iterator<Item = RuleInfo<'_>> {
+        self.rules.iter().map(|rule| RuleInfo {
+            id: &rule.id,
+            version: rule.version,
+            title: &rule.title,
+            description: &rule.description,
+            severity: rule.severity,
+            kind: match rule.kind {
+                Kind::Match => "match",
+                Kind::Threshold(_) => "threshold",
+                Kind::Baseline(_) => "baseline",
+            },
+        })
+    }
+
+    /// The compiled rules, for the engine.
+    pub(crate) fn into_rules(self) -> Vec<Rule> {
+        self.rules
+    }
+}
+
+/// A summary of one rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleInfo<'a> {
+    /// The id.
+    pub id: &'a str,
+    /// The version.
+    pub version: u32,
+    /// The title.
+    pub title: &'a str,
+    /// Why it matters and what to check.
+    pub description: &'a str,
+    /// The rule's severity (tiers may raise it).
+    pub severity: Severity,
+    /// `match`, `threshold` or `baseline`.
+    pub kind: &'static str,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    /// Unique id, e.g. `mcp-volume`.
+    pub id: String,
+    /// Bumped by the analyst when the logic changes.
+    pub version: u32,
+    /// Short title, copied to alerts.
+    pub title: String,
+    /// Why it matters and what to check.
+    pub description: String,
+    /// Severity of alerts (tiers may override).
+    pub severity: Severity,
+    /// Tags copied to alerts (MITRE ATLAS ids among them).
+    pub tags: Vec<String>,
+    /// One alert per tier and entity per this much event time (ms).
+    pub suppress_ms: i64,
+    /// The entity field.
+    pub group_by: Field,
+    /// The entity field as written, shown as `entity_type`.
+    pub group_by_name: String,
+    /// ANDed conditions an event must satisfy.
+    pub conditions: Vec<Condition>,
+    /// What the rule does with matching events.
+    pub kind: Kind,
+}
+
+/// What a rule does with the events that satisfy its conditions.
+#[derive(Debug, Clone)]
+pub(crate) enum Kind {
+    /// Every matching event is an alert.
+    Match,
+    /// Windowed count or sum per entity against tiers.
+    Threshold(ThresholdSpec),
+    /// Daily count or sum per entity against its own trailing average.
+    Baseline(BaselineSpec),
+}
+
+/// What one matching event contributes to a window or a day.
+#[derive(Debug, Clone)]
+pub(crate) enum Aggregate {
+    /// One per event.
+    Count,
+    /// The value of a numeric field (events without it contribute nothing).
+    Sum(Field),
+}
+
+impl Aggregate {
+    /// Compile `aggregate` plus `field` of a section named `section`.
+    fn compile(
+        name: AggregateName,
+        field: Option<&str>,
+        section: &str,
+    ) -> Result<Aggregate, (String, String)> {
+        match (name, field.map(str::trim)) {
+            (AggregateName::Count, None) => Ok(Aggregate::Count),
+            (AggregateName::Count, Some(_)) => Err((
+                format!("{section}.field"),
+                "`aggregate = \"count\"` counts events and takes no field".into(),
+            )),
+            (AggregateName::Sum, Some(name)) if !name.is_empty() && name != "timestamp" => {
+                Ok(Aggregate::Sum(Field::parse(name)))
+            }
+            (AggregateName::Sum, _) => Err((
+                format!("{section}.field"),
+                "`aggregate = \"sum\"` needs the numeric field to sum".into(),
+            )),
+        }
+    }
+
+    /// The event's contribution, or `None` when it has nothing to add.
+    pub fn value(&self, record: &AuditRecord) -> Option<f64> {
+        match self {
+            Aggregate::Count => Some(1.0),
+            Aggregate::Sum(field) => record
+                .get(field)
+                .and_then(|v| v.as_f64())
+                .filter(|v| v.is_finite()),
+        }
+    }
+}
+
+fn parse_file(file: &RuleFile) -> Result<(Rule, bool), RuleError> {
+    let doc: RuleDoc = parse::from_toml(&file.text).map_err(|e: DocError| {
+        let id = parse::peek_id(&file.text);
+        located(
+            file,
+            id.as_deref(),
+            e.field.as_deref(),
+            e.message,
+            e.position,
+        )
+    })?;
+    let id = doc.id.trim().to_string();
+    let fail = |field: &str, message: String| located(file, Some(&id), Some(field), message, None);
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(fail(
+            "id",
+            format!("`{id}` is not a valid id (letters, digits, `-`, `_`, `.`)"),
+        ));
+    }
+    if doc.title.trim().is_empty() {
+        return Err(fail("title", "must not be empty".into()));
+    }
+    if doc.version == 0 {
+        return Err(fail("version", "must be at least 1".into()));
+    }
+    if let Some(i) = doc.tags.iter().position(|t| t.trim().is_empty()) {
+        return Err(fail(&format!("tags[{i}]"), "must not be empty".into()));
+    }
+    let group_by_name = doc.group_by.trim().to_string();
+    let group_by = Field::parse(&group_by_name);
+    if group_by_name.is_empty() || group_by == Field::Timestamp {
+        return Err(fail(
+            "group_by",
+            "must name the entity field (user_id, session_id, department, ...)".into(),
+        ));
+    }
+    let mut conditions = Vec::with_capacity(doc.conditions.len());
+    for (i, condition) in doc.conditions.into_iter().enumerate() {
+        let compiled = Condition::compile(condition)
+            .map_err(|(op, message)| fail(&format!("conditions[{i}].{op}"), message))?;
+        conditions.push(compiled);
+    }
+    let kind_name = doc.kind.as_str();
+    let kind = match (doc.kind, doc.threshold, doc.baseline) {
+        (KindName::Match, None, None) => Kind::Match,
+        (KindName::Threshold, Some(section), None) => Kind::Threshold(
+            ThresholdSpec::compile(section, doc.severity).map_err(|(f, m)| fail(&f, m))?,
+        ),
+        (KindName::Baseline, None, Some(section)) => {
+            Kind::Baseline(BaselineSpec::compile(section).map_err(|(f, m)| fail(&f, m))?)
+        }
+        (_, threshold, baseline) => {
+            let wanted = match doc.kind {
+                KindName::Match => None,
+                KindName::Threshold => Some("threshold"),
+                KindName::Baseline => Some("baseline"),
+            };
+            for (name, present) in [
+                ("threshold", threshold.is_some()),
+                ("baseline", baseline.is_some()),
+            ] {
+                if present && wanted != Some(name) {
+                    return Err(fail(
+                        name,
+                        format!("a `[{name}]` section does not belong to kind = \"{kind_name}\""),
+                    ));
+                }
+            }
+            let section = wanted.unwrap_or(kind_name);
+            return Err(fail(
+                section,
+                format!("kind = \"{kind_name}\" needs a `[{section}]` section"),
+            ));
+        }
+    };
+    let rule = Rule {
+        id: id.clone(),
+        version: doc.version,
+        title: doc.title.trim().to_string(),
+        description: doc.description.trim().to_string(),
+        severity: doc.severity,
+        tags: doc.tags,
+        suppress_ms: doc.suppress.ms,
+        group_by,
+        group_by_name,
+        conditions,
+        kind,
+    };
+    Ok((rule, doc.enabled))
+}
+
+/// Deserialise another TOML file of the detect module (entitlements), errors described.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    parse::from_toml(text).map_err(|e| describe(None, e.field.as_deref(), e.message, e.position))
+}
+
+/// Build a [`RuleError`] naming what is known: rule, field, position.
+fn located(
+    file: &RuleFile,
+    rule: Option<&str>,
+    field: Option<&str>,
+    message: String,
+    position: Option<(usize, usize)>,
+) -> RuleError {
+    RuleError {
+        file: file.name.clone(),
+        message: describe(rule, field, message, position),
+    }
+}
+
+fn describe(
+    rule: Option<&str>,
+    field: Option<&str>,
+    message: String,
+    position: Option<(usize, usize)>,
+) -> String {
+    let mut text = String::new();
+    if let Some(rule) = rule {
+        text.push_str(&format!("rule `{rule}`, "));
+    }
+    if let Some(field) = field {
+        text.push_str(&format!("field `{field}`: "));
+    }
+    text.push_str(&message);
+    if let Some((line, column)) = position {
+        text.push_str(&format!(" (line {line}, column {column})"));
+    }
+    text
+}
