@@ -34,7 +34,12 @@ mod tests {
 
     #[test]
     fn finds_technique_ids_in_tags() {
-        let tags = vec!["mcp".to_string(), "ATLAS:AML.T0057".to_string(), "AML.T0034".to_string(), "AML.Tx".to_string()];
+        let tags = vec![
+            "mcp".to_string(),
+            "ATLAS:AML.T0057".to_string(),
+            "AML.T0034".to_string(),
+            "AML.Tx".to_string(),
+        ];
         assert_eq!(technique_ids(&tags), vec!["AML.T0057", "AML.T0034"]);
         assert_eq!(technique_name("AML.T0057"), Some("LLM Data Leakage"));
         assert_eq!(technique_name("AML.T9999"), None);

@@ -341,16 +341,13 @@ impl<S: Service> Shared<S> {
                             return;
                         }
                     }
-                    Classified::TooLarge if group.len() == 1 => {
-                        self.dead_letter(
-                            group,
-                            "record too large for the SIEM even on its own (413)",
-                        );
+                    Classified::Split { reason } if group.len() == 1 => {
+                        self.dead_letter(group, &reason);
                         break;
                     }
-                    Classified::TooLarge => {
+                    Classified::Split { reason } => {
                         let second = group.split_off(group.len() / 2);
-                        tracing::info!(sink = %name, first = group.len(), second = second.len(), "Request too large; splitting it.");
+                        tracing::info!(sink = %name, first = group.len(), second = second.len(), %reason, "Request refused as a whole; splitting it.");
                         groups.push_front(second);
                         groups.push_front(group);
                         break;

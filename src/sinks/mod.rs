@@ -175,8 +175,12 @@ impl SinkConfig {
         match self {
             SinkConfig::Stdout(config) => stdout::build(config.clone(), context, batches),
             SinkConfig::File(config) => file::build(config.clone(), context, batches),
-            SinkConfig::SplunkHec(config) => splunk_hec::build(config.as_ref().clone(), context, batches),
-            SinkConfig::Elastic(config) => elastic::build(config.as_ref().clone(), context, batches),
+            SinkConfig::SplunkHec(config) => {
+                splunk_hec::build(config.as_ref().clone(), context, batches)
+            }
+            SinkConfig::Elastic(config) => {
+                elastic::build(config.as_ref().clone(), context, batches)
+            }
         }
     }
 }

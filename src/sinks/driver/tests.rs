@@ -176,10 +176,16 @@ async fn transient_failures_are_retried_until_accepted() {
 async fn too_large_splits_in_halves_and_a_lone_record_is_dead_lettered() {
     let harness = start(
         vec![
-            Classified::Split { reason: "HTTP 413: too large".into() },
+            Classified::Split {
+                reason: "HTTP 413: too large".into(),
+            },
             Classified::Delivered,
-            Classified::Split { reason: "HTTP 413: too large".into() },
-            Classified::Split { reason: "HTTP 413: too large".into() },
+            Classified::Split {
+                reason: "HTTP 413: too large".into(),
+            },
+            Classified::Split {
+                reason: "HTTP 413: too large".into(),
+            },
         ],
         10,
     );

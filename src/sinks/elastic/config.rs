@@ -83,7 +83,12 @@ impl ElasticSinkConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         match reqwest::Url::parse(&self.endpoint) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-            Ok(_) => return Err(("endpoint".into(), "must be an http:// or https:// URL".into())),
+            Ok(_) => {
+                return Err((
+                    "endpoint".into(),
+                    "must be an http:// or https:// URL".into(),
+                ))
+            }
             Err(error) => return Err(("endpoint".into(), format!("not a URL: {error}"))),
         }
         // Data stream names: lowercase, no `-` in the namespace, at most 100 bytes.
@@ -96,7 +101,8 @@ impl ElasticSinkConfig {
         if !plain {
             return Err((
                 "namespace".into(),
-                "use lowercase letters, digits and `_` only (no `-`), at most 100 characters".into(),
+                "use lowercase letters, digits and `_` only (no `-`), at most 100 characters"
+                    .into(),
             ));
         }
         self.batch.validate(None)?;

@@ -46,14 +46,19 @@ pub fn encode(
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
     let (dataset, id, document) = match item {
-        Output::Alert(alert) => (ALERTS_DATASET, alert.alert_id.as_str(), alert_document(alert)),
+        Output::Alert(alert) => (
+            ALERTS_DATASET,
+            alert.alert_id.as_str(),
+            alert_document(alert),
+        ),
         Output::Event(record) => (
             EVENTS_DATASET,
             record.event_id.as_str(),
             event_document(record, settings, forward_content),
         ),
     };
-    let action = json!({"create": {"_index": data_stream(dataset, &settings.namespace), "_id": id}});
+    let action =
+        json!({"create": {"_index": data_stream(dataset, &settings.namespace), "_id": id}});
     serde_json::to_writer(&mut *out, &action).map_err(|e| e.to_string())?;
     out.push(b'\n');
     serde_json::to_writer(&mut *out, &document).map_err(|e| e.to_string())?;
@@ -131,7 +136,11 @@ pub fn alert_document(alert: &Alert) -> Value {
 }
 
 /// The ECS document of a normalised audit event.
-pub fn event_document(record: &AuditRecord, settings: &DocumentSettings, forward_content: bool) -> Value {
+pub fn event_document(
+    record: &AuditRecord,
+    settings: &DocumentSettings,
+    forward_content: bool,
+) -> Value {
     let outcome = match record.status.as_deref() {
         Some("success") => "success",
         Some("error") => "failure",

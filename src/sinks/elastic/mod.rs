@@ -28,7 +28,12 @@ struct Elastic {
 }
 
 impl Service for Elastic {
-    fn encode(&self, item: &Output, forward_content: bool, out: &mut Vec<u8>) -> Result<(), String> {
+    fn encode(
+        &self,
+        item: &Output,
+        forward_content: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
         encode(item, &self.documents, forward_content, out)
     }
 
@@ -49,12 +54,14 @@ fn authorization(auth: &ElasticAuth) -> Result<HeaderValue, SinkError> {
             let password = password
                 .resolve()
                 .map_err(|error| SinkError::Config(format!("auth.password: {error}")))?;
-            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             format!("Basic {encoded}")
         }
     };
-    let mut header = HeaderValue::from_str(&value)
-        .map_err(|_| SinkError::Config("auth: contains characters not allowed in a header".into()))?;
+    let mut header = HeaderValue::from_str(&value).map_err(|_| {
+        SinkError::Config("auth: contains characters not allowed in a header".into())
+    })?;
     header.set_sensitive(true);
     Ok(header)
 }
@@ -89,7 +96,9 @@ pub fn build(
     let sink = Elastic { service, documents };
     Ok(Box::pin(async move {
         match sink.service.check_templates(&base).await {
-            Ok(()) => tracing::info!(sink = %context.name, "Elasticsearch reachable; aiwarden index templates installed."),
+            Ok(()) => {
+                tracing::info!(sink = %context.name, "Elasticsearch reachable; aiwarden index templates installed.")
+            }
             Err(problem) => tracing::warn!(sink = %context.name, %problem, "Elasticsearch check."),
         }
         driver::run(sink, settings, context, batches).await

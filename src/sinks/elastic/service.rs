@@ -2,7 +2,7 @@
 //! failed, so the items are read one by one, by position.
 
 use crate::sinks::driver::{Classified, ItemVerdict};
-use crate::sinks::splunk_hec::error_chain;
+use crate::sinks::util::http::error_chain;
 use crate::sinks::util::retry::parse_retry_after;
 use bytes::Bytes;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
@@ -74,15 +74,22 @@ pub fn classify(
     if reply.items.len() != count {
         return Classified::Retry {
             after: None,
-            reason: format!("_bulk answered {} items for {count} documents", reply.items.len()),
+            reason: format!(
+                "_bulk answered {} items for {count} documents",
+                reply.items.len()
+            ),
         };
     }
     let mut verdicts = Vec::with_capacity(count);
     for item in &reply.items {
         let result = item.get("create").or_else(|| item.values().next());
         let status = result.and_then(|r| r["status"].as_u64()).unwrap_or(0);
-        let error_type = result.and_then(|r| r["error"]["type"].as_str()).unwrap_or("");
-        let reason = result.and_then(|r| r["error"]["reason"].as_str()).unwrap_or("");
+        let error_type = result
+            .and_then(|r| r["error"]["type"].as_str())
+            .unwrap_or("");
+        let reason = result
+            .and_then(|r| r["error"]["reason"].as_str())
+            .unwrap_or("");
         let described = format!("{error_type}: {reason}");
         verdicts.push(match status {
             200..=299 => ItemVerdict::Delivered,

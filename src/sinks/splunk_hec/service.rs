@@ -2,6 +2,7 @@
 //! acknowledgement polling and the startup health check.
 
 use crate::sinks::driver::{Classified, ItemVerdict};
+use crate::sinks::util::http::error_chain;
 use crate::sinks::util::retry::parse_retry_after;
 use bytes::Bytes;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
@@ -271,16 +272,4 @@ fn transport_error(error: &reqwest::Error) -> Classified {
         after: None,
         reason: error_chain(error),
     }
-}
-
-/// An error with its causes ("connection refused" hides two levels down).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -127,3 +127,15 @@ pub fn build_client(
         .build()
         .map_err(|error| ClientError::Build(error.to_string()))
 }
+
+/// An error with its causes ("connection refused" hides two levels down).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
