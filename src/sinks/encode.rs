@@ -24,15 +24,13 @@ pub fn write_json_line(item: &Output, forward_content: bool, buffer: &mut Vec<u8
 pub fn write_text_line(item: &Output, buffer: &mut Vec<u8>) {
     let _ = match item {
         Output::Alert(alert) => {
-            let entity = &alert.entity;
+            // The details already name the entity.
             writeln!(
                 buffer,
-                "{time} ALERT [{severity}] {rule} {etype}={ekey}: {details}",
+                "{time} ALERT [{severity}] {rule}: {details}",
                 time = alert.timestamp.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
                 severity = alert.severity,
                 rule = alert.rule_id,
-                etype = entity.entity_type,
-                ekey = entity.entity_key,
                 details = alert.details,
             )
         }
