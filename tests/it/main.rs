@@ -4,6 +4,7 @@
 
 mod alerts;
 mod cli;
+mod elastic;
 mod malformed;
 mod mock;
 mod restart;
