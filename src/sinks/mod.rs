@@ -12,6 +12,7 @@ pub mod driver;
 pub mod elastic;
 mod encode;
 pub mod file;
+pub mod sentinel;
 pub mod splunk_hec;
 pub mod stdout;
 pub mod util;
@@ -138,6 +139,8 @@ pub enum SinkConfig {
     SplunkHec(Box<splunk_hec::SplunkHecSinkConfig>),
     /// Elasticsearch data streams through `_bulk`.
     Elastic(Box<elastic::ElasticSinkConfig>),
+    /// Microsoft Sentinel through the Azure Monitor Logs Ingestion API.
+    Sentinel(Box<sentinel::SentinelSinkConfig>),
 }
 
 impl SinkConfig {
@@ -153,6 +156,7 @@ impl SinkConfig {
             SinkConfig::File(config) => config.routing(),
             SinkConfig::SplunkHec(config) => config.routing(),
             SinkConfig::Elastic(config) => config.routing(),
+            SinkConfig::Sentinel(config) => config.routing(),
         }
     }
 
@@ -163,6 +167,7 @@ impl SinkConfig {
             SinkConfig::File(config) => config.validate(),
             SinkConfig::SplunkHec(config) => config.validate(),
             SinkConfig::Elastic(config) => config.validate(),
+            SinkConfig::Sentinel(config) => config.validate(),
         }
     }
 
@@ -180,6 +185,9 @@ impl SinkConfig {
             }
             SinkConfig::Elastic(config) => {
                 elastic::build(config.as_ref().clone(), context, batches)
+            }
+            SinkConfig::Sentinel(config) => {
+                sentinel::build(config.as_ref().clone(), context, batches)
             }
         }
     }

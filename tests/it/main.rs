@@ -8,5 +8,6 @@ mod elastic;
 mod malformed;
 mod mock;
 mod restart;
+mod sentinel;
 mod splunk_hec;
 mod util;

@@ -164,10 +164,17 @@ pub async fn run_in_process(
     let mut config = Config::default();
     config.agent.state_dir = state.path().to_path_buf();
     config.sinks = toml::from_str::<Sinks>(sinks_toml).unwrap().sinks;
-    let mut input = Vec::new();
+    // `{"__pause_ms": N}` in the fixture pauses the stream (e.g. to let a token age).
+    let mut chunks: Vec<(Vec<u8>, u64)> = vec![(Vec::new(), 0)];
     for record in records {
-        input.extend_from_slice(record.to_string().as_bytes());
-        input.push(b'\n');
+        if let Some(pause) = record.get("__pause_ms").and_then(Value::as_u64) {
+            chunks.push((Vec::new(), pause));
+            continue;
+        }
+        if let Some((input, _)) = chunks.last_mut() {
+            input.extend_from_slice(record.to_string().as_bytes());
+            input.push(b'\n');
+        }
     }
     let mut pipeline = Pipeline::new(config);
     let metrics = pipeline.metrics();
@@ -175,14 +182,18 @@ pub async fn run_in_process(
         "fixture",
         Box::new(move |context| {
             Box::pin(async move {
-                let result = read_stream(
-                    input.as_slice(),
-                    "fixture",
-                    Format::Native,
-                    1 << 20,
-                    context.clone(),
-                )
-                .await;
+                let mut result = Ok(());
+                for (input, pause) in chunks {
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    result = read_stream(
+                        input.as_slice(),
+                        "fixture",
+                        Format::Native,
+                        1 << 20,
+                        context.clone(),
+                    )
+                    .await;
+                }
                 // Like a tailed file, stay open until told to stop when a stop is planned.
                 if stop_after.is_some() {
                     context.shutdown.cancelled().await;
