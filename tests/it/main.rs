@@ -4,6 +4,7 @@
 
 mod alerts;
 mod cli;
+mod connectors;
 mod elastic;
 mod malformed;
 mod mock;
