@@ -167,3 +167,45 @@ fn demo_raises_exactly_the_planted_alerts() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("2 lines dead-lettered"), "{stderr}");
 }
+
+#[test]
+fn check_config_never_prints_a_secret() {
+    let agent = AgentDir::new();
+    let config = agent.write_config(
+        r#"
+[sources.audit]
+type = "file"
+include = ["{dir}/*.jsonl"]
+[sinks.splunk]
+type = "splunk_hec"
+endpoint = "https://splunk.example.com:8088"
+token = "hec-literal-5ecret-value"
+[sinks.es]
+type = "elastic"
+endpoint = "https://es.example.com:9200"
+auth = { strategy = "api_key", api_key = { env = "AIWARDEN_TEST_ES_KEY" } }
+"#,
+    );
+    let output = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .env("AIWARDEN_TEST_ES_KEY", "es-env-5ecret-value")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!all.contains("5ecret"), "{all}");
+    assert!(all.contains("token = \"***\""), "{all}");
+    assert!(
+        all.contains("AIWARDEN_TEST_ES_KEY"),
+        "where the secret comes from is shown: {all}"
+    );
+}

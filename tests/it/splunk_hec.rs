@@ -220,3 +220,48 @@ async fn a_token_requiring_acknowledgement_is_reported_not_dropped() {
     assert!(dead_letters(&state).is_empty());
     assert_eq!(metrics.total("sink_records_sent_total"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_is_down_then_comes_up_gets_everything() {
+    let addr = crate::mock::free_port();
+    let token = TOKEN.to_string();
+    let starter = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        HecMock::start_on(addr, &token, false, 0).await
+    });
+    let records = session_events("down", 7, json!({}));
+    let config = format!(
+        r#"
+[sinks.splunk]
+type = "splunk_hec"
+endpoint = "http://{addr}"
+token = "{TOKEN}"
+records = "events"
+[sinks.splunk.request]
+retry_initial_backoff = "50ms"
+retry_max_backoff = "200ms"
+"#
+    );
+    let (state, metrics) = run_in_process(&records, &config, None).await;
+    let mock = starter.await.unwrap();
+    assert_eq!(ids(&mock.accepted()).len(), 7);
+    assert!(
+        metrics.total("sink_errors_total") >= 1,
+        "connection refused was retried"
+    );
+    assert!(dead_letters(&state).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_are_retried_without_loss() {
+    let mock = HecMock::start(TOKEN, false, 0).await;
+    let proxy = crate::mock::flaky_proxy(mock.addr, 2).await;
+    let records = session_events("drop", 9, json!({}));
+    let config = sink(&mock, "").replace(&mock.endpoint(), &format!("http://{proxy}"));
+    let (state, metrics) = run_in_process(&records, &config, None).await;
+    let counts = ids(&mock.accepted());
+    assert_eq!(counts.len(), 9);
+    assert!(counts.values().all(|&n| n == 1));
+    assert!(metrics.total("sink_errors_total") >= 1);
+    assert!(dead_letters(&state).is_empty());
+}

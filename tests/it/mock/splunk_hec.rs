@@ -80,6 +80,22 @@ fn hec(status: u16, code: i64, text: &str) -> Response {
 impl HecMock {
     /// Start on an ephemeral loopback port.
     pub async fn start(token: &str, require_channel: bool, ack_after_polls: u32) -> HecMock {
+        Self::start_on(
+            "127.0.0.1:0".parse().unwrap(),
+            token,
+            require_channel,
+            ack_after_polls,
+        )
+        .await
+    }
+
+    /// Start on a given address (to come up where a sink is already trying to connect).
+    pub async fn start_on(
+        addr: SocketAddr,
+        token: &str,
+        require_channel: bool,
+        ack_after_polls: u32,
+    ) -> HecMock {
         let state = Arc::new(MockState {
             token: token.to_string(),
             require_channel,
@@ -91,7 +107,7 @@ impl HecMock {
             .route("/services/collector/ack", post(ack))
             .route("/services/collector/health", get(health))
             .with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         HecMock { addr, state }
