@@ -265,3 +265,46 @@ async fn dropped_connections_are_retried_without_loss() {
     assert!(metrics.total("sink_errors_total") >= 1);
     assert!(dead_letters(&state).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_check_says_what_is_wrong() {
+    use aiwarden::sinks::splunk_hec::HecService;
+    let mock = HecMock::start(TOKEN, false, 0).await;
+    let service = |token: &str, endpoint: &str| HecService {
+        sink: "splunk".into(),
+        client: reqwest::Client::new(),
+        event_url: format!("{endpoint}/services/collector/event")
+            .parse()
+            .unwrap(),
+        ack_url: format!("{endpoint}/services/collector/ack")
+            .parse()
+            .unwrap(),
+        authorization: format!("Splunk {token}").parse().unwrap(),
+        acknowledgement: None,
+    };
+    let health = |endpoint: &str| {
+        format!("{endpoint}/services/collector/health")
+            .parse()
+            .unwrap()
+    };
+    let endpoint = mock.endpoint();
+    assert!(service(TOKEN, &endpoint)
+        .health(health(&endpoint))
+        .await
+        .unwrap()
+        .contains("healthy"));
+    let bad = service("wrong", &endpoint)
+        .health(health(&endpoint))
+        .await
+        .unwrap_err();
+    assert!(
+        bad.contains("token is invalid") && bad.contains("sinks.splunk.token"),
+        "{bad}"
+    );
+    let nowhere = format!("http://{}", crate::mock::free_port());
+    let down = service(TOKEN, &nowhere)
+        .health(health(&nowhere))
+        .await
+        .unwrap_err();
+    assert!(down.contains("cannot reach"), "{down}");
+}
