@@ -51,7 +51,7 @@ impl LineSplitter {
             match memchr_newline(chunk) {
                 Some(index) => {
                     self.append(&chunk[..index]);
-                    self.end_line(index as u64 + 1, out);
+                    self.end_line(1, out);
                     chunk = &chunk[index + 1..];
                 }
                 None => {
