@@ -59,6 +59,10 @@ pub async fn run(config: FileSourceConfig, context: SourceContext) -> Result<(),
         state_dir,
         metrics,
     } = context;
+    // Dropping this future (task aborted, runtime shutting down) must stop the thread as well,
+    // or the runtime would wait for it forever.
+    let shutdown = shutdown.child_token();
+    let _stop_thread_on_drop = shutdown.clone().drop_guard();
     let (wake_sender, wake_receiver) = std::sync::mpsc::channel();
     // The tail thread sleeps in a blocking wait: wake it as soon as the agent stops.
     let waker = {
