@@ -7,6 +7,7 @@ pub const FRAMEWORK: &str = "MITRE ATLAS";
 pub const TECHNIQUES: &[(&str, &str)] = &[
     ("AML.T0034", "Cost Harvesting"),
     ("AML.T0051", "LLM Prompt Injection"),
+    ("AML.T0053", "LLM Plugin Compromise"),
     ("AML.T0054", "LLM Jailbreak"),
     ("AML.T0056", "Extract LLM System Prompt"),
     ("AML.T0057", "LLM Data Leakage"),

@@ -389,3 +389,24 @@ fn splunk_props_name_only_fields_the_hec_sink_sends() {
     assert_eq!(tags["eventtype=aiwarden_alert"]["alert"], "enabled");
     let _ = json!(null);
 }
+
+#[test]
+fn every_atlas_technique_the_rule_pack_names_is_known() {
+    for (file, text) in aiwarden::pipeline::rules::BUILTIN_RULES {
+        let rule: toml::Value = toml::from_str(text).unwrap();
+        let tags: Vec<String> = rule["tags"]
+            .as_array()
+            .map(|tags| {
+                tags.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in aiwarden::record::atlas::technique_ids(&tags) {
+            assert!(
+                aiwarden::record::atlas::technique_name(id).is_some(),
+                "{file}: {id} has no name in record::atlas"
+            );
+        }
+    }
+}
