@@ -20,8 +20,11 @@ pub(crate) enum Stopped {
 
 /// What a file needs to send its batches.
 pub(crate) struct Emitter {
+    /// The source's name.
     pub(crate) source: Arc<str>,
+    /// How the lines are to be decoded.
     pub(crate) format: Format,
+    /// Most lines per batch.
     pub(crate) max_batch_lines: usize,
     out: Option<mpsc::Sender<SourceBatch>>,
     shutdown: CancellationToken,

@@ -129,11 +129,11 @@ impl TailedFile {
         }
     }
 
-    /// Whether the file can be closed: rotated away, read to the end, quiet for `rotate_wait`,
-    /// and every batch settled.
+    /// Whether the file can be closed: rotated away, read to the end (or never readable: its
+    /// first line was never finished), quiet for `rotate_wait`, and every batch settled.
     pub(crate) fn is_retirable(&self, rotate_wait: std::time::Duration) -> bool {
         self.rotated_since.is_some()
-            && self.read_offset >= self.last_size
+            && (self.read_offset >= self.last_size || self.identity.is_none())
             && self.last_growth.elapsed() >= rotate_wait
             && self.pending.is_empty()
     }
@@ -168,7 +168,11 @@ impl TailedFile {
                 return Ok(false);
             }
         };
-        self.last_size = size;
+        if size != self.last_size {
+            // Growth of a file we cannot read yet (no identity) counts too, for `rotate_wait`.
+            self.last_growth = Instant::now();
+            self.last_size = size;
+        }
         if let Some(identity) = &self.identity {
             if size < self.read_offset {
                 tracing::info!(path = %self.path.display(), size, offset = self.read_offset, "File truncated; reading it from the start.");

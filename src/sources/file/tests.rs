@@ -38,8 +38,9 @@ impl Received {
 enum Acking {
     /// Every batch, after `delay`.
     All { delay: Duration },
-    /// The first `n` batches; later tokens are dropped (the batch fails).
-    First(usize),
+    /// Every batch but those numbered in `from..to` (counting from 0), whose tokens are dropped:
+    /// the batch fails.
+    Drop { from: usize, to: usize },
 }
 
 const ACK_ALL: Acking = Acking::All {
@@ -92,8 +93,8 @@ fn start(config: FileSourceConfig, state_dir: &Path, acking: Acking) -> Running 
                     tokio::time::sleep(delay).await;
                     batch.ack.delivered();
                 }
-                Acking::First(n) if batches < n => batch.ack.delivered(),
-                Acking::First(_) => drop(batch.ack),
+                Acking::Drop { from, to } if (from..to).contains(&batches) => drop(batch.ack),
+                Acking::Drop { .. } => batch.ack.delivered(),
             }
             batches += 1;
         }
@@ -271,7 +272,9 @@ async fn rename_rotation_while_writing_reads_every_line_once_in_order() {
     let (logs, state) = dirs();
     let path = logs.path().join("x.log");
     append(&path, &[]);
-    let running = start(config(logs.path()), state.path(), ACK_ALL);
+    let mut config = config(logs.path());
+    config.rotate_wait = Duration::from_secs(1);
+    let running = start(config, state.path(), ACK_ALL);
     let writer_path = path.clone();
     // Each generation is one physical file; the writer keeps writing to the renamed file for a
     // while, as a real writer does until it reopens.
@@ -285,6 +288,9 @@ async fn rename_rotation_while_writing_reads_every_line_once_in_order() {
                 if seq == 200 && generation < 2 {
                     let rotated = writer_path.with_extension(format!("log.{generation}"));
                     fs::rename(&writer_path, rotated).unwrap();
+                    // Long enough for the source to notice the rename, well within rotate_wait:
+                    // what follows only reaches the renamed file.
+                    std::thread::sleep(Duration::from_millis(150));
                 }
                 if seq % 10 == 0 {
                     std::thread::sleep(Duration::from_millis(2));
@@ -341,12 +347,27 @@ async fn copy_truncate_reads_the_lines_written_after_truncation() {
     append(&path, &numbered("after", 0..30));
     assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
     running.wait_for(40).await;
+    // Truncated again, and now shorter than before: only the shrinking size tells.
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    append(&path, &numbered("c", 0..2));
+    running.wait_for(42).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (result, lines) = running.stop().await;
     result.unwrap();
     assert_eq!(
         texts(&lines),
-        [numbered("before", 0..10), numbered("after", 0..30)].concat()
+        [
+            numbered("before", 0..10),
+            numbered("after", 0..30),
+            numbered("c", 0..2)
+        ]
+        .concat()
     );
 }
 
@@ -385,14 +406,23 @@ async fn unacknowledged_batches_are_read_again_after_restart() {
     append(&logs.path().join("a.log"), &numbered("a", 0..30));
     let mut config = config(logs.path());
     config.max_batch_lines = 5;
-    let first = start(config.clone(), state.path(), Acking::First(2));
+    let none = Acking::Drop {
+        from: 0,
+        to: usize::MAX,
+    };
+    let first = start(config.clone(), state.path(), none);
     first.wait_for(30).await;
-    let (result, _) = first.stop().await;
-    result.unwrap();
-    let second = start(config, state.path(), ACK_ALL);
-    second.wait_for(20).await;
+    first.stop().await.0.unwrap();
+    // Nothing acknowledged: everything again. Now the third batch fails, the later ones are
+    // delivered, but the commit must stop at the failed batch.
+    let third_fails = Acking::Drop { from: 2, to: 3 };
+    let second = start(config.clone(), state.path(), third_fails);
+    assert_eq!(second.wait_for(30).await, numbered("a", 0..30));
+    second.stop().await.0.unwrap();
+    let third = start(config, state.path(), ACK_ALL);
+    third.wait_for(20).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (result, lines) = second.stop().await;
+    let (result, lines) = third.stop().await;
     result.unwrap();
     assert_eq!(texts(&lines), numbered("a", 10..30));
 }
