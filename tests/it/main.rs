@@ -9,6 +9,7 @@ mod elastic;
 mod malformed;
 mod mock;
 mod restart;
+mod rotation;
 mod sentinel;
 mod splunk_hec;
 mod util;

@@ -198,7 +198,7 @@ impl TailedFile {
         {
             return Ok(false);
         }
-        self.read_appended(emitter, size, buffer)
+        self.read_appended(emitter, checkpoints, size, buffer)
     }
 
     /// Compute the identity and pick the start offset; false while it cannot be computed yet.
@@ -272,6 +272,7 @@ impl TailedFile {
     fn read_appended(
         &mut self,
         emitter: &Emitter,
+        checkpoints: &mut CheckpointStore,
         size: u64,
         buffer: &mut [u8],
     ) -> Result<bool, Stopped> {
@@ -297,12 +298,17 @@ impl TailedFile {
                 let end_offset = rest
                     .first()
                     .map_or(self.splitter.consumed_offset(), |l| l.offset);
-                self.send(emitter, std::mem::replace(&mut lines, rest), end_offset)?;
+                self.send(
+                    emitter,
+                    checkpoints,
+                    std::mem::replace(&mut lines, rest),
+                    end_offset,
+                )?;
             }
         }
         if !lines.is_empty() {
             let end_offset = self.splitter.consumed_offset();
-            self.send(emitter, lines, end_offset)?;
+            self.send(emitter, checkpoints, lines, end_offset)?;
         }
         if read_total > 0 {
             self.last_growth = Instant::now();
@@ -313,6 +319,7 @@ impl TailedFile {
     fn send(
         &mut self,
         emitter: &Emitter,
+        checkpoints: &mut CheckpointStore,
         lines: Vec<Line>,
         end_offset: u64,
     ) -> Result<(), Stopped> {
@@ -325,6 +332,13 @@ impl TailedFile {
             key,
             end_offset,
         });
+        // Commit what the pipeline acknowledged meanwhile: a large file is many batches, and
+        // the checkpoint must trail delivery by the batches in flight, not by a whole read pass
+        // (that is the duplicate bound after a kill -9). A failed write is retried by the loop.
+        self.collect_acks(checkpoints, false);
+        if checkpoints.needs_persist(false) {
+            let _ = checkpoints.persist(false);
+        }
         Ok(())
     }
 
