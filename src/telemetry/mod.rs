@@ -4,7 +4,9 @@
 //! (a log summary today, Prometheus later) changes in one place. Counters are updated per batch,
 //! not per record, on the hot path.
 
+pub mod exposition;
 mod logging;
+pub mod server;
 
 pub use logging::{init_logging, LogFormat};
 
