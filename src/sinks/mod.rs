@@ -14,6 +14,7 @@ mod encode;
 pub mod file;
 pub mod splunk_hec;
 pub mod stdout;
+pub mod syslog;
 pub mod util;
 
 pub use encode::{write_json_line, write_text_line};
@@ -138,6 +139,8 @@ pub enum SinkConfig {
     SplunkHec(Box<splunk_hec::SplunkHecSinkConfig>),
     /// Elasticsearch data streams through `_bulk`.
     Elastic(Box<elastic::ElasticSinkConfig>),
+    /// RFC 5424 syslog over TCP, TLS or UDP.
+    Syslog(Box<syslog::SyslogSinkConfig>),
 }
 
 impl SinkConfig {
@@ -153,6 +156,7 @@ impl SinkConfig {
             SinkConfig::File(config) => config.routing(),
             SinkConfig::SplunkHec(config) => config.routing(),
             SinkConfig::Elastic(config) => config.routing(),
+            SinkConfig::Syslog(config) => config.routing(),
         }
     }
 
@@ -163,6 +167,7 @@ impl SinkConfig {
             SinkConfig::File(config) => config.validate(),
             SinkConfig::SplunkHec(config) => config.validate(),
             SinkConfig::Elastic(config) => config.validate(),
+            SinkConfig::Syslog(config) => config.validate(),
         }
     }
 
@@ -181,6 +186,7 @@ impl SinkConfig {
             SinkConfig::Elastic(config) => {
                 elastic::build(config.as_ref().clone(), context, batches)
             }
+            SinkConfig::Syslog(config) => syslog::build(config.as_ref().clone(), context, batches),
         }
     }
 }
