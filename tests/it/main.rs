@@ -8,4 +8,5 @@ mod malformed;
 mod mock;
 mod restart;
 mod splunk_hec;
+mod syslog;
 mod util;

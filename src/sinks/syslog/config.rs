@@ -217,7 +217,8 @@ impl SyslogSinkConfig {
 
     /// Check what serde cannot.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        self.host_port().map_err(|reason| ("address".into(), reason))?;
+        self.host_port()
+            .map_err(|reason| ("address".into(), reason))?;
         if self.app_name.is_empty() {
             return Err(("app_name".into(), "must not be empty".into()));
         }

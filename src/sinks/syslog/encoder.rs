@@ -146,11 +146,7 @@ pub fn encode(
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
     let (severity, time, msgid) = match item {
-        Output::Alert(alert) => (
-            alert_severity(alert.severity),
-            alert.timestamp,
-            MSGID_ALERT,
-        ),
+        Output::Alert(alert) => (alert_severity(alert.severity), alert.timestamp, MSGID_ALERT),
         Output::Event(record) => (EVENT_SEVERITY, record.timestamp, MSGID_EVENT),
     };
     write!(

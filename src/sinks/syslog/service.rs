@@ -166,8 +166,7 @@ impl StreamTransport {
                 *slot = None;
             }
         }
-        let outcome = match tokio::time::timeout(self.timeout, self.write(&mut slot, body)).await
-        {
+        let outcome = match tokio::time::timeout(self.timeout, self.write(&mut slot, body)).await {
             Ok(outcome) => outcome,
             Err(_) => Err(format!(
                 "no connection and write within {}",
@@ -190,10 +189,14 @@ impl StreamTransport {
     /// Close the connection cleanly (TLS close_notify, TCP FIN) at the end of the sink.
     pub async fn close(&self) {
         if let Some(mut connection) = self.connection.lock().await.take() {
-            if let Err(error) =
-                tokio::time::timeout(self.timeout, connection.shutdown()).await.unwrap_or_else(
-                    |_| Err(io::Error::new(io::ErrorKind::TimedOut, "shutdown timed out")),
-                )
+            if let Err(error) = tokio::time::timeout(self.timeout, connection.shutdown())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "shutdown timed out",
+                    ))
+                })
             {
                 tracing::debug!(sink = %self.sink, %error, "Closing the syslog connection failed.");
             }
@@ -268,10 +271,12 @@ impl DatagramTransport {
         }
         match failure {
             None => Classified::Delivered,
-            Some(reason) if verdicts.first() != Some(&ItemVerdict::Delivered) => Classified::Retry {
-                after: None,
-                reason,
-            },
+            Some(reason) if verdicts.first() != Some(&ItemVerdict::Delivered) => {
+                Classified::Retry {
+                    after: None,
+                    reason,
+                }
+            }
             Some(_) => Classified::PerItem(verdicts),
         }
     }

@@ -88,7 +88,10 @@ fn an_alert_as_json_to_the_byte() {
     );
     let mut want = b"<132>1 2026-11-23T09:14:03.512Z gw-01 aiwarden 4242 alert [aiwarden@32473 rule_id=\"mcp-volume\" severity=\"medium\" user_id=\"u-7f3a\" session_id=\"s-19\"] \xEF\xBB\xBF".to_vec();
     want.extend(serde_json::to_vec(alert.as_ref()).unwrap());
-    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&want));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
     assert_eq!(got, want);
 }
 
@@ -146,7 +149,10 @@ fn pri_is_facility_times_eight_plus_severity() {
     assert_eq!(Facility::Local7.code(), 23);
     let severities: Vec<_> = Severity::ALL.iter().map(|s| alert_severity(*s)).collect();
     assert_eq!(severities, vec![5, 4, 3, 2], "low, medium, high, critical");
-    assert_eq!(pri(Facility::Local0, alert_severity(Severity::Critical)), 130);
+    assert_eq!(
+        pri(Facility::Local0, alert_severity(Severity::Critical)),
+        130
+    );
     assert_eq!(pri(Facility::Local0, alert_severity(Severity::Low)), 133);
     assert_eq!(pri(Facility::Local0, encoder::EVENT_SEVERITY), 134);
     assert_eq!(pri(Facility::Kern, 2), 2);
@@ -154,23 +160,27 @@ fn pri_is_facility_times_eight_plus_severity() {
     assert_eq!(pri(Facility::Auth, 3), 35);
     let mut high = alert();
     high.severity = Severity::High;
-    let got = message(&Output::Alert(Arc::new(high)), &settings(PayloadFormat::Cef, false), false);
+    let got = message(
+        &Output::Alert(Arc::new(high)),
+        &settings(PayloadFormat::Cef, false),
+        false,
+    );
     assert!(got.starts_with(b"<131>1 "));
     assert!(String::from_utf8_lossy(&got).contains("|MCP call volume|8|"));
 }
 
 #[test]
 fn timestamps_are_utc_with_at_most_six_fraction_digits() {
-    let at = |text: &str| {
-        timestamp(
-            chrono::DateTime::parse_from_rfc3339(text)
-                .unwrap()
-                .to_utc(),
-        )
-    };
+    let at = |text: &str| timestamp(chrono::DateTime::parse_from_rfc3339(text).unwrap().to_utc());
     assert_eq!(at("2026-11-23T09:14:03Z"), "2026-11-23T09:14:03Z");
-    assert_eq!(at("2026-11-23T10:14:03.5+01:00"), "2026-11-23T09:14:03.500Z");
-    assert_eq!(at("2026-11-23T09:14:03.123456789Z"), "2026-11-23T09:14:03.123456Z");
+    assert_eq!(
+        at("2026-11-23T10:14:03.5+01:00"),
+        "2026-11-23T09:14:03.500Z"
+    );
+    assert_eq!(
+        at("2026-11-23T09:14:03.123456789Z"),
+        "2026-11-23T09:14:03.123456Z"
+    );
 }
 
 #[test]
@@ -210,13 +220,22 @@ fn structured_data_names_and_values_are_escaped() {
     let mut tricky = alert();
     tricky.rule_id = "r\"]\\".into();
     tricky.entity.user_id = None;
-    let got = message(&Output::Alert(Arc::new(tricky)), &settings(PayloadFormat::Cef, false), false);
+    let got = message(
+        &Output::Alert(Arc::new(tricky)),
+        &settings(PayloadFormat::Cef, false),
+        false,
+    );
     let text = String::from_utf8(got).unwrap();
     assert!(
-        text.contains("[aiwarden@32473 rule_id=\"r\\\"\\]\\\\\" severity=\"medium\" session_id=\"s-19\"] "),
+        text.contains(
+            "[aiwarden@32473 rule_id=\"r\\\"\\]\\\\\" severity=\"medium\" session_id=\"s-19\"] "
+        ),
         "{text}"
     );
-    assert!(text.contains("|r\"]\\\\|"), "CEF header escapes only \\ and |: {text}");
+    assert!(
+        text.contains("|r\"]\\\\|"),
+        "CEF header escapes only \\ and |: {text}"
+    );
 }
 
 #[test]
@@ -298,7 +317,11 @@ fn udp_bodies_keep_messages_apart() {
         body.extend_from_slice(message);
     }
     assert_eq!(datagrams(&body).collect::<Vec<_>>(), messages);
-    assert_eq!(datagrams(&body[..body.len() - 1]).count(), 2, "a cut message is not sent");
+    assert_eq!(
+        datagrams(&body[..body.len() - 1]).count(),
+        2,
+        "a cut message is not sent"
+    );
 }
 
 #[derive(serde::Deserialize)]
@@ -323,7 +346,10 @@ fn configuration_defaults_and_checks() {
     assert_eq!(config.enterprise_number, 32473);
     assert!(config.bom);
     assert_eq!(config.max_message_bytes, 2048);
-    assert_eq!(config.host_port().unwrap(), ("siem.example.com".into(), 514));
+    assert_eq!(
+        config.host_port().unwrap(),
+        ("siem.example.com".into(), 514)
+    );
     assert_eq!(config.validate(), Ok(()));
 
     let tls = parse("address = \"siem.example.com\"\ntransport = \"tls\"").unwrap();
@@ -338,7 +364,10 @@ fn configuration_defaults_and_checks() {
     let two = parse("address = \"h:1\"\n[sink.request]\nconcurrency = 2").unwrap();
     assert_eq!(two.validate().unwrap_err().0, "request.concurrency");
     assert!(parse("address = \"h:1\"\n[sink.request]\nbogus = 1").is_err());
-    assert!(parse("address = \"h:1\"\nport = 1").is_err(), "unknown keys are refused");
+    assert!(
+        parse("address = \"h:1\"\nport = 1").is_err(),
+        "unknown keys are refused"
+    );
     assert!(parse("address = \"h:1\"\nfacility = \"local9\"").is_err());
 
     let small = parse("address = \"h:1\"\nmax_message_bytes = 100").unwrap();
@@ -349,7 +378,10 @@ fn configuration_defaults_and_checks() {
 
 #[test]
 fn addresses_split_into_host_and_port() {
-    assert_eq!(split_address("10.0.0.5:1514", 514), Ok(("10.0.0.5".into(), 1514)));
+    assert_eq!(
+        split_address("10.0.0.5:1514", 514),
+        Ok(("10.0.0.5".into(), 1514))
+    );
     assert_eq!(split_address("[::1]:6514", 514), Ok(("::1".into(), 6514)));
     assert_eq!(split_address("[::1]", 6514), Ok(("::1".into(), 6514)));
     assert_eq!(split_address("::1", 514), Ok(("::1".into(), 514)));

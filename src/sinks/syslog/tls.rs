@@ -48,7 +48,11 @@ fn roots(sink: &str, tls: &TlsConfig) -> Result<RootCertStore, ClientError> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     if !native.errors.is_empty() {
-        tracing::debug!(sink, errors = native.errors.len(), "Some OS root certificates could not be loaded.");
+        tracing::debug!(
+            sink,
+            errors = native.errors.len(),
+            "Some OS root certificates could not be loaded."
+        );
     }
     let (added, ignored) = roots.add_parsable_certificates(native.certs);
     tracing::debug!(sink, added, ignored, "OS root certificates loaded.");
@@ -136,6 +140,7 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
 /// The name the server's certificate must carry: an IP address or a DNS name.
 pub fn server_name(host: &str) -> Result<ServerName<'static>, ClientError> {
-    ServerName::try_from(host.to_string())
-        .map_err(|error| ClientError::Build(format!("`{host}` is not a valid TLS server name: {error}")))
+    ServerName::try_from(host.to_string()).map_err(|error| {
+        ClientError::Build(format!("`{host}` is not a valid TLS server name: {error}"))
+    })
 }

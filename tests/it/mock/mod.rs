@@ -2,6 +2,7 @@
 //! what they accepted, note every violation, and answer from a script.
 
 pub mod splunk_hec;
+pub mod syslog;
 
 use std::io::Read;
 
