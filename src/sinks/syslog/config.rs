@@ -249,6 +249,10 @@ impl SyslogSinkConfig {
                 "syslog keeps one connection so that messages stay in order: set it to 1 or leave it out".into(),
             ));
         }
+        // TLS settings without TLS would send in the clear what the user meant to protect.
+        if self.transport != Transport::Tls && self.tls != TlsConfig::default() {
+            return Err(("tls".into(), "TLS settings need transport = \"tls\"".into()));
+        }
         self.batch.validate(None)?;
         self.request.validate()?;
         self.tls.validate()

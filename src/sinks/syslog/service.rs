@@ -12,6 +12,7 @@ use crate::sinks::driver::{Classified, ItemVerdict};
 use crate::sinks::util::http::error_chain;
 use std::io;
 use std::mem::MaybeUninit;
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -205,10 +206,13 @@ impl StreamTransport {
 }
 
 /// UDP: one datagram per message, fire-and-forget.
+///
+/// The socket is not connected, so ICMP "port unreachable" answers are not reported back
+/// (nothing could be done about them anyway): only local errors fail a send.
 pub struct DatagramTransport {
     host: String,
     port: u16,
-    socket: Mutex<Option<UdpSocket>>,
+    socket: Mutex<Option<(UdpSocket, SocketAddr)>>,
 }
 
 impl DatagramTransport {
@@ -221,7 +225,7 @@ impl DatagramTransport {
         }
     }
 
-    async fn open(&self) -> io::Result<UdpSocket> {
+    async fn open(&self) -> io::Result<(UdpSocket, SocketAddr)> {
         let target = tokio::net::lookup_host((self.host.as_str(), self.port))
             .await?
             .next()
@@ -231,9 +235,7 @@ impl DatagramTransport {
         } else {
             "[::]:0"
         };
-        let socket = UdpSocket::bind(local).await?;
-        socket.connect(target).await?;
-        Ok(socket)
+        Ok((UdpSocket::bind(local).await?, target))
     }
 
     /// Send each message as a datagram. A local send error keeps that message and the ones
@@ -245,9 +247,12 @@ impl DatagramTransport {
         for message in messages {
             if failure.is_none() {
                 let sent = match slot.as_ref() {
-                    Some(socket) => socket.send(message).await,
+                    Some((socket, target)) => socket.send_to(message, target).await,
                     None => match self.open().await {
-                        Ok(socket) => slot.insert(socket).send(message).await,
+                        Ok(opened) => {
+                            let (socket, target) = slot.insert(opened);
+                            socket.send_to(message, *target).await
+                        }
                         Err(error) => Err(error),
                     },
                 };
@@ -257,6 +262,7 @@ impl DatagramTransport {
                         continue;
                     }
                     Err(error) => {
+                        // Resolve and bind afresh next time (the address may have changed).
                         *slot = None;
                         failure = Some(format!(
                             "{}:{}: cannot send a datagram: {}",

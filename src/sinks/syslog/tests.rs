@@ -372,6 +372,12 @@ fn configuration_defaults_and_checks() {
 
     let small = parse("address = \"h:1\"\nmax_message_bytes = 100").unwrap();
     assert_eq!(small.validate().unwrap_err().0, "max_message_bytes");
+    let plain = parse("address = \"h:1\"\ntls = { ca_file = \"/ca.pem\" }").unwrap();
+    assert_eq!(
+        plain.validate().unwrap_err().0,
+        "tls",
+        "TLS settings without TLS"
+    );
     let bad = parse("address = \"h:0\"").unwrap();
     assert_eq!(bad.validate().unwrap_err().0, "address");
 }
