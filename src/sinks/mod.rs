@@ -15,6 +15,7 @@ pub mod file;
 pub mod sentinel;
 pub mod splunk_hec;
 pub mod stdout;
+pub mod syslog;
 pub mod util;
 
 pub use encode::{write_json_line, write_text_line};
@@ -141,6 +142,8 @@ pub enum SinkConfig {
     Elastic(Box<elastic::ElasticSinkConfig>),
     /// Microsoft Sentinel through the Azure Monitor Logs Ingestion API.
     Sentinel(Box<sentinel::SentinelSinkConfig>),
+    /// RFC 5424 syslog over TCP, TLS or UDP.
+    Syslog(Box<syslog::SyslogSinkConfig>),
 }
 
 impl SinkConfig {
@@ -157,6 +160,7 @@ impl SinkConfig {
             SinkConfig::SplunkHec(config) => config.routing(),
             SinkConfig::Elastic(config) => config.routing(),
             SinkConfig::Sentinel(config) => config.routing(),
+            SinkConfig::Syslog(config) => config.routing(),
         }
     }
 
@@ -168,6 +172,7 @@ impl SinkConfig {
             SinkConfig::SplunkHec(config) => config.validate(),
             SinkConfig::Elastic(config) => config.validate(),
             SinkConfig::Sentinel(config) => config.validate(),
+            SinkConfig::Syslog(config) => config.validate(),
         }
     }
 
@@ -189,6 +194,7 @@ impl SinkConfig {
             SinkConfig::Sentinel(config) => {
                 sentinel::build(config.as_ref().clone(), context, batches)
             }
+            SinkConfig::Syslog(config) => syslog::build(config.as_ref().clone(), context, batches),
         }
     }
 }

@@ -99,6 +99,15 @@ impl Metrics {
         );
     }
 
+    /// A record a sink had to shorten to fit its transport (syslog over UDP).
+    pub fn sink_truncated(&self, sink: &str) {
+        self.add(
+            "sink_records_truncated_total",
+            vec![("sink", sink.to_string())],
+            1,
+        );
+    }
+
     /// A failed attempt by a sink (it will retry).
     pub fn sink_error(&self, sink: &str) {
         self.add("sink_errors_total", vec![("sink", sink.to_string())], 1);

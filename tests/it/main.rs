@@ -12,4 +12,5 @@ mod restart;
 mod rotation;
 mod sentinel;
 mod splunk_hec;
+mod syslog;
 mod util;

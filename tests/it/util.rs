@@ -228,3 +228,59 @@ pub fn session_events(prefix: &str, count: usize, extra: Value) -> Vec<Value> {
         })
         .collect()
 }
+
+/// Like [`run_in_process`] (no planned stop), but the source reads `first`, then waits for
+/// `gate` (e.g. a receiver that dropped its connection), then reads `rest`.
+pub async fn run_in_process_gated(
+    first: &[Value],
+    gate: impl std::future::Future<Output = ()> + Send + 'static,
+    rest: &[Value],
+    sinks_toml: &str,
+) -> (
+    tempfile::TempDir,
+    std::sync::Arc<aiwarden::telemetry::Metrics>,
+) {
+    use aiwarden::config::Config;
+    use aiwarden::decode::Format;
+    use aiwarden::pipeline::{Pipeline, Shutdown};
+    use aiwarden::sources::stdin::read_stream;
+
+    #[derive(serde::Deserialize)]
+    struct Sinks {
+        sinks: std::collections::BTreeMap<String, aiwarden::sinks::SinkConfig>,
+    }
+    let lines = |records: &[Value]| {
+        let mut input = Vec::new();
+        for record in records {
+            input.extend_from_slice(record.to_string().as_bytes());
+            input.push(b'\n');
+        }
+        input
+    };
+    let state = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.agent.state_dir = state.path().to_path_buf();
+    config.sinks = toml::from_str::<Sinks>(sinks_toml).unwrap().sinks;
+    let (first, rest) = (lines(first), lines(rest));
+    let mut pipeline = Pipeline::new(config);
+    let metrics = pipeline.metrics();
+    pipeline.add_source(
+        "fixture",
+        Box::new(move |context| {
+            Box::pin(async move {
+                read_stream(
+                    first.as_slice(),
+                    "fixture",
+                    Format::Native,
+                    1 << 20,
+                    context.clone(),
+                )
+                .await?;
+                gate.await;
+                read_stream(rest.as_slice(), "fixture", Format::Native, 1 << 20, context).await
+            })
+        }),
+    );
+    pipeline.run(Shutdown::new()).await.unwrap();
+    (state, metrics)
+}

@@ -4,6 +4,7 @@
 pub mod elastic;
 pub mod sentinel;
 pub mod splunk_hec;
+pub mod syslog;
 
 use std::io::Read;
 
