@@ -32,13 +32,16 @@ const HELP: &[(&str, &str)] = &[
     ),
 ];
 
+/// One counter's series: label pairs and value.
+type Series = Vec<(Vec<(String, String)>, u64)>;
+
 #[derive(Debug)]
 struct CounterCollector(Arc<Metrics>);
 
 impl Collector for CounterCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         // Group the label sets of each counter under one descriptor.
-        let mut families: BTreeMap<&str, Vec<(Vec<(String, String)>, u64)>> = BTreeMap::new();
+        let mut families: BTreeMap<&str, Series> = BTreeMap::new();
         for ((name, labels), value) in self.0.snapshot() {
             let labels = labels
                 .into_iter()
