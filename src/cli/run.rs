@@ -3,9 +3,12 @@
 use super::Failure;
 use crate::config::Config;
 use crate::pipeline::{rules, Pipeline, Shutdown};
-use crate::telemetry::init_logging;
+use crate::telemetry::{init_logging, server, Metrics};
 use anyhow::Context;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Load the configuration and everything it points to, exactly as `run` does.
 fn load(path: &Path) -> Result<(Config, usize), Failure> {
@@ -43,18 +46,22 @@ pub fn run(path: &Path) -> Result<(), Failure> {
         let shutdown = Shutdown::new();
         spawn_signal_handler(shutdown.clone(), config.agent.shutdown_grace);
         let sources = config.sources.len();
+        let telemetry = config.telemetry.clone();
         let pipeline = Pipeline::new(config);
         let metrics = pipeline.metrics();
-        tracing::info!(
-            sources,
-            version = env!("CARGO_PKG_VERSION"),
-            "aiwarden started."
-        );
-        pipeline
-            .run(shutdown)
-            .await
-            .context("running the pipeline")
-            .map_err(Failure::runtime)?;
+        let stop_telemetry = CancellationToken::new();
+        if telemetry.enabled {
+            let bound = server::serve(telemetry.listen, Arc::clone(&metrics), stop_telemetry.clone())
+                .await
+                .with_context(|| format!("listening on telemetry.listen = {}", telemetry.listen))
+                .map_err(Failure::runtime)?;
+            tracing::info!(address = %bound, "Metrics on http://{bound}/metrics, health on /health.");
+        }
+        spawn_summary(Arc::clone(&metrics), telemetry.summary_interval, stop_telemetry.clone());
+        tracing::info!(sources, version = env!("CARGO_PKG_VERSION"), "aiwarden started.");
+        let outcome = pipeline.run(shutdown).await;
+        stop_telemetry.cancel();
+        outcome.context("running the pipeline").map_err(Failure::runtime)?;
         tracing::info!(
             records = metrics.total("records_decoded_total"),
             alerts = metrics.total("alerts_total"),
@@ -63,6 +70,48 @@ pub fn run(path: &Path) -> Result<(), Failure> {
         );
         Ok(())
     })
+}
+
+/// Log a one-line summary of the counters every `interval` (what changed since the last one).
+fn spawn_summary(metrics: Arc<Metrics>, interval: Duration, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let names = [
+            "lines_read_total",
+            "records_decoded_total",
+            "records_dead_lettered_total",
+            "alerts_total",
+            "sink_records_sent_total",
+            "sink_records_dead_lettered_total",
+            "sink_errors_total",
+        ];
+        let mut previous = [0u64; 7];
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let now = names.map(|name| metrics.total(name));
+            let delta: Vec<u64> = now
+                .iter()
+                .zip(previous)
+                .map(|(n, p)| n.saturating_sub(p))
+                .collect();
+            tracing::info!(
+                interval_s = interval.as_secs(),
+                lines_read = delta[0],
+                records = delta[1],
+                dead_lettered = delta[2],
+                alerts = delta[3],
+                sent = delta[4],
+                rejected_by_siem = delta[5],
+                delivery_errors = delta[6],
+                "Summary."
+            );
+            previous = now;
+        }
+    });
 }
 
 /// First SIGTERM/SIGINT: stop intake and drain within the grace period. Second: abort now.

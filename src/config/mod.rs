@@ -37,6 +37,9 @@ pub struct Config {
     /// Where unusable input goes.
     #[serde(default)]
     pub dead_letter: DeadLetterConfig,
+    /// The agent's own metrics and health endpoints.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     /// Named sources: `[sources.<name>]` with a `type`.
     #[serde(default)]
     pub sources: BTreeMap<String, SourceConfig>,
@@ -138,6 +141,41 @@ impl Default for DeadLetterConfig {
             max_raw_bytes: default_max_raw_bytes(),
         }
     }
+}
+
+/// The agent's own endpoints: `[telemetry]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Serve `/metrics` (Prometheus) and `/health`.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Address to listen on; keep it on loopback (the endpoints have no authentication).
+    #[serde(default = "default_telemetry_listen")]
+    pub listen: std::net::SocketAddr,
+    /// How often a summary line (records, alerts, dead letters, errors) is logged at info level.
+    #[serde(default = "default_summary_interval", with = "duration")]
+    pub summary_interval: Duration,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            enabled: true,
+            listen: default_telemetry_listen(),
+            summary_interval: default_summary_interval(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_telemetry_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 9598))
+}
+fn default_summary_interval() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_state_dir() -> PathBuf {
@@ -255,6 +293,12 @@ impl Config {
             return Err((
                 "detect.max_entities_per_rule".into(),
                 "must be at least 1".into(),
+            ));
+        }
+        if self.telemetry.summary_interval.is_zero() {
+            return Err((
+                "telemetry.summary_interval".into(),
+                "must be greater than zero".into(),
             ));
         }
         if self.sources.is_empty() {

@@ -13,4 +13,5 @@ mod rotation;
 mod sentinel;
 mod splunk_hec;
 mod syslog;
+mod telemetry;
 mod util;

@@ -92,7 +92,11 @@ impl AgentDir {
     /// Write `aiwarden.toml`; `{dir}` in the text is replaced by the directory.
     pub fn write_config(&self, text: &str) -> PathBuf {
         let path = self.path("aiwarden.toml");
-        let text = text.replace("{dir}", &self.dir.path().display().to_string());
+        let mut text = text.replace("{dir}", &self.dir.path().display().to_string());
+        // Agents run in parallel: never the fixed default metrics port.
+        if !text.contains("[telemetry]") {
+            text.push_str("\n[telemetry]\nlisten = \"127.0.0.1:0\"\n");
+        }
         std::fs::write(&path, text).unwrap();
         path
     }
@@ -283,4 +287,27 @@ pub async fn run_in_process_gated(
     );
     pipeline.run(Shutdown::new()).await.unwrap();
     (state, metrics)
+}
+
+/// A plain HTTP GET on loopback: (status, body).
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }
