@@ -120,3 +120,55 @@ async fn a_wrong_secret_or_dcr_is_a_configuration_error_without_data_loss() {
     assert_eq!(metrics.total("sink_records_sent_total"), 0);
     assert!(read_json_lines(&state.path().join("dead_letter/sentinel.jsonl")).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_refused_as_invalid_are_narrowed_down_and_dead_lettered() {
+    let mock = SentinelMock::start(SECRET, Duration::from_secs(3600)).await;
+    // The pair is refused, then each row alone: both are dead-lettered, nothing retried forever.
+    mock.script(vec![
+        Scripted {
+            status: 400,
+            retry_after: None,
+        },
+        Scripted {
+            status: 400,
+            retry_after: None,
+        },
+        Scripted {
+            status: 400,
+            retry_after: None,
+        },
+    ]);
+    let records = session_events("bad", 2, json!({}));
+    let config = sink(&mock, SECRET, "").replace("records = \"both\"", "records = \"events\"");
+    let (state, metrics) = run_in_process(&records, &config, None).await;
+    let dead = read_json_lines(&state.path().join("dead_letter/sentinel.jsonl"));
+    let mut ids: Vec<_> = dead
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec!["bad-0", "bad-1"]);
+    assert!(dead[0]["reason"].as_str().unwrap().contains("HTTP 400"));
+    assert_eq!(mock.calls(), 3);
+    assert_eq!(metrics.total("sink_records_sent_total"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_413_splits_the_batch() {
+    let mock = SentinelMock::start(SECRET, Duration::from_secs(3600)).await;
+    mock.script(vec![Scripted {
+        status: 413,
+        retry_after: None,
+    }]);
+    let records = session_events("half", 6, json!({}));
+    let config = sink(&mock, SECRET, "").replace("records = \"both\"", "records = \"events\"");
+    let (state, _) = run_in_process(&records, &config, None).await;
+    assert_eq!(mock.rows("Custom-AIWardenEvents_CL").len(), 6);
+    assert_eq!(
+        mock.calls(),
+        3,
+        "the refused batch went again as two halves"
+    );
+    assert!(read_json_lines(&state.path().join("dead_letter/sentinel.jsonl")).is_empty());
+}
