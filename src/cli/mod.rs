@@ -39,6 +39,9 @@ pub enum Command {
         /// The configuration file.
         #[arg(short, long, env = "AIWARDEN_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Print nothing when the configuration is valid (for ExecStartPre and scripts).
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Run the default rules over a bundled sample stream and print the alerts: no setup needed.
     Demo {
@@ -83,7 +86,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => run::run(&config),
-        Command::CheckConfig { config } => run::check_config(&config),
+        Command::CheckConfig { config, quiet } => run::check_config(&config, quiet),
         Command::Demo { json, events } => demo::demo(json, events),
     };
     match result {

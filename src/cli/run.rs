@@ -3,7 +3,7 @@
 use super::Failure;
 use crate::config::Config;
 use crate::pipeline::{rules, Pipeline, Shutdown};
-use crate::telemetry::{init_logging, server, Metrics};
+use crate::telemetry::{init_logging, server, systemd, Metrics};
 use anyhow::Context;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,8 +23,11 @@ fn load(path: &Path) -> Result<(Config, usize), Failure> {
 }
 
 /// Validate and print the effective configuration.
-pub fn check_config(path: &Path) -> Result<(), Failure> {
+pub fn check_config(path: &Path, quiet: bool) -> Result<(), Failure> {
     let (config, rule_count) = load(path)?;
+    if quiet {
+        return Ok(());
+    }
     print!("{}", config.to_masked_toml());
     println!(
         "# configuration OK: {} ({rule_count} rules enabled)",
@@ -45,6 +48,7 @@ pub fn run(path: &Path) -> Result<(), Failure> {
     runtime.block_on(async move {
         let shutdown = Shutdown::new();
         spawn_signal_handler(shutdown.clone(), config.agent.shutdown_grace);
+        spawn_reload_handler(path.to_path_buf());
         let sources = config.sources.len();
         let telemetry = config.telemetry.clone();
         let pipeline = Pipeline::new(config);
@@ -59,6 +63,13 @@ pub fn run(path: &Path) -> Result<(), Failure> {
         }
         spawn_summary(Arc::clone(&metrics), telemetry.summary_interval, stop_telemetry.clone());
         tracing::info!(sources, version = env!("CARGO_PKG_VERSION"), "aiwarden started.");
+        systemd::notify("READY=1\nSTATUS=running");
+        spawn_watchdog(stop_telemetry.clone());
+        let stopping = shutdown.intake.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            systemd::notify("STOPPING=1\nSTATUS=draining in-flight batches");
+        });
         let outcome = pipeline.run(shutdown).await;
         stop_telemetry.cancel();
         outcome.context("running the pipeline").map_err(Failure::runtime)?;
@@ -70,6 +81,22 @@ pub fn run(path: &Path) -> Result<(), Failure> {
         );
         Ok(())
     })
+}
+
+/// Ping systemd's watchdog at half its interval while the runtime is responsive.
+fn spawn_watchdog(stop: CancellationToken) {
+    let Some(interval) = systemd::watchdog_interval() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval / 2);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ticker.tick() => { systemd::notify("WATCHDOG=1"); }
+            }
+        }
+    });
 }
 
 /// Log a one-line summary of the counters every `interval` (what changed since the last one).
@@ -137,6 +164,31 @@ fn spawn_signal_handler(shutdown: Shutdown, grace: std::time::Duration) {
             }
         }
     });
+}
+
+/// SIGHUP (`systemctl reload`): validate the configuration and rules on disk and say so.
+/// Swapping rules without losing window state comes with the rule-reload work; until then a
+/// change takes effect on restart, and a reload never stops a running agent.
+fn spawn_reload_handler(path: std::path::PathBuf) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            match load(&path) {
+                Ok((_, rules)) => {
+                    tracing::info!(config = %path.display(), rules, "SIGHUP: configuration and rules are valid; restart the service to apply changes.")
+                }
+                Err(failure) => {
+                    tracing::error!(config = %path.display(), error = %format!("{:#}", failure.error), "SIGHUP: the configuration on disk is invalid; the running agent keeps its current one.")
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 #[cfg(unix)]

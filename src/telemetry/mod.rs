@@ -7,6 +7,7 @@
 pub mod exposition;
 mod logging;
 pub mod server;
+pub mod systemd;
 
 pub use logging::{init_logging, LogFormat};
 

@@ -71,3 +71,119 @@ records = "events"
     let status = terminate(&mut child, Duration::from_secs(15));
     assert!(status.success());
 }
+
+#[test]
+fn sighup_validates_and_keeps_running() {
+    let agent = AgentDir::new();
+    std::fs::create_dir(agent.path("in")).unwrap();
+    agent.write_config(
+        r#"
+[agent]
+state_dir = "{dir}/state"
+[sources.audit]
+type = "file"
+include = ["{dir}/in/*.jsonl"]
+[sinks.out]
+type = "file"
+path = "{dir}/out.jsonl"
+records = "events"
+"#,
+    );
+    let mut child = agent.spawn();
+    wait_until(Duration::from_secs(10), "startup", || {
+        agent.log().contains("aiwarden started")
+    });
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    wait_until(Duration::from_secs(10), "the reload message", || {
+        agent.log().contains("SIGHUP")
+    });
+    let line = record("after-hup", "2026-11-23T10:00:00Z", "u", "s", json!({})).to_string();
+    std::fs::write(agent.path("in/a.jsonl"), line + "\n").unwrap();
+    wait_until(Duration::from_secs(10), "a line read after SIGHUP", || {
+        count_lines(&agent.path("out.jsonl")) >= 1
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP must not stop the agent"
+    );
+    assert!(terminate(&mut child, Duration::from_secs(15)).success());
+}
+
+#[test]
+fn trace_logs_never_contain_the_token_or_the_prompt() {
+    const TOKEN: &str = "tok-9f8e7d6c5b4a-never-log-me";
+    const PROMPT: &str = "my-very-private-prompt-text-42";
+    let agent = AgentDir::new();
+    std::fs::create_dir(agent.path("in")).unwrap();
+    let port = crate::mock::free_port();
+    agent.write_config(&format!(
+        r#"
+[agent]
+state_dir = "{{dir}}/state"
+log_level = "trace"
+[sources.audit]
+type = "file"
+include = ["{{dir}}/in/*.jsonl"]
+[sinks.splunk]
+type = "splunk_hec"
+endpoint = "http://{port}"
+token = {{ env = "AIWARDEN_TEST_HEC_TOKEN" }}
+records = "both"
+forward_content = true
+[sinks.splunk.request]
+retry_initial_backoff = "20ms"
+retry_max_backoff = "50ms"
+[sinks.out]
+type = "file"
+path = "{{dir}}/out.jsonl"
+records = "events"
+"#
+    ));
+    let lines = [
+        record(
+            "p-1",
+            "2026-11-23T10:00:00Z",
+            "u",
+            "s",
+            json!({"prompt_raw": PROMPT}),
+        )
+        .to_string(),
+        format!("{{\"event_id\":\"bad\",\"prompt_raw\":\"{PROMPT}\",oops"),
+    ];
+    std::fs::write(agent.path("in/a.jsonl"), lines.join("\n") + "\n").unwrap();
+    let log = std::fs::File::create(agent.path("agent.log")).unwrap();
+    let mut child = std::process::Command::new(crate::util::binary())
+        .args(["run", "--config"])
+        .arg(agent.path("aiwarden.toml"))
+        .env("RUST_LOG", "trace")
+        .env("AIWARDEN_TEST_HEC_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "the event and several delivery retries",
+        || {
+            count_lines(&agent.path("out.jsonl")) >= 1
+                && agent.log().matches("Delivery failed").count() >= 3
+        },
+    );
+    assert!(terminate(&mut child, Duration::from_secs(20)).success());
+    let log = agent.log();
+    assert!(
+        log.len() > 10_000,
+        "trace logging was on ({} bytes)",
+        log.len()
+    );
+    assert!(!log.contains(TOKEN), "the HEC token appears in the logs");
+    assert!(
+        !log.contains("never-log-me"),
+        "part of the token appears in the logs"
+    );
+    assert!(!log.contains(PROMPT), "prompt text appears in the logs");
+}
