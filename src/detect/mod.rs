@@ -20,7 +20,9 @@
 
 mod alert;
 mod baseline;
+mod calendar;
 mod dedup;
+mod distinct;
 mod engine;
 mod entitlements;
 mod evaluate;
@@ -30,6 +32,7 @@ mod window;
 #[cfg(test)]
 mod tests;
 
+pub use calendar::Calendars;
 pub use engine::{Engine, EngineStats, RuleStats};
 pub use entitlements::Entitlements;
 pub use rules::{RuleInfo, RuleSet};

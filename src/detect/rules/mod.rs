@@ -9,11 +9,14 @@
 
 mod baseline;
 mod condition;
+mod distinct;
+mod operator;
 mod parse;
 mod threshold;
 
 pub(crate) use baseline::BaselineSpec;
-pub(crate) use condition::Condition;
+pub(crate) use condition::{Condition, Lookups};
+pub(crate) use distinct::DistinctSpec;
 pub(crate) use threshold::ThresholdSpec;
 
 use super::{RuleError, RuleFile};
@@ -79,6 +82,7 @@ impl RuleSet {
                 Kind::Match => "match",
                 Kind::Threshold(_) => "threshold",
                 Kind::Baseline(_) => "baseline",
+                Kind::Distinct(_) => "distinct",
             },
         })
     }
@@ -102,7 +106,7 @@ pub struct RuleInfo<'a> {
     pub description: &'a str,
     /// The rule's severity (tiers may raise it).
     pub severity: Severity,
-    /// `match`, `threshold` or `baseline`.
+    /// `match`, `threshold`, `baseline` or `distinct`.
     pub kind: &'static str,
 }
 
@@ -142,6 +146,8 @@ pub(crate) enum Kind {
     Threshold(ThresholdSpec),
     /// Daily count or sum per entity against its own trailing average.
     Baseline(BaselineSpec),
+    /// Distinct values of a field per entity within a sliding window.
+    Distinct(DistinctSpec),
 }
 
 /// What one matching event contributes to a window or a day.
@@ -235,37 +241,39 @@ fn parse_file(file: &RuleFile) -> Result<(Rule, bool), RuleError> {
         conditions.push(compiled);
     }
     let kind_name = doc.kind.as_str();
-    let kind = match (doc.kind, doc.threshold, doc.baseline) {
-        (KindName::Match, None, None) => Kind::Match,
-        (KindName::Threshold, Some(section), None) => Kind::Threshold(
-            ThresholdSpec::compile(section, doc.severity).map_err(|(f, m)| fail(&f, m))?,
-        ),
-        (KindName::Baseline, None, Some(section)) => {
-            Kind::Baseline(BaselineSpec::compile(section).map_err(|(f, m)| fail(&f, m))?)
-        }
-        (_, threshold, baseline) => {
-            let wanted = match doc.kind {
-                KindName::Match => None,
-                KindName::Threshold => Some("threshold"),
-                KindName::Baseline => Some("baseline"),
-            };
-            for (name, present) in [
-                ("threshold", threshold.is_some()),
-                ("baseline", baseline.is_some()),
-            ] {
-                if present && wanted != Some(name) {
-                    return Err(fail(
-                        name,
-                        format!("a `[{name}]` section does not belong to kind = \"{kind_name}\""),
-                    ));
-                }
-            }
-            let section = wanted.unwrap_or(kind_name);
+    // Each kind but `match` needs the section of its name, and no other section.
+    for (name, present) in [
+        ("threshold", doc.threshold.is_some()),
+        ("baseline", doc.baseline.is_some()),
+        ("distinct", doc.distinct.is_some()),
+    ] {
+        if present && name != kind_name {
             return Err(fail(
-                section,
-                format!("kind = \"{kind_name}\" needs a `[{section}]` section"),
+                name,
+                format!("a `[{name}]` section does not belong to kind = \"{kind_name}\""),
             ));
         }
+    }
+    let missing = || {
+        fail(
+            kind_name,
+            format!("kind = \"{kind_name}\" needs a `[{kind_name}]` section"),
+        )
+    };
+    let kind = match doc.kind {
+        KindName::Match => Kind::Match,
+        KindName::Threshold => Kind::Threshold(
+            ThresholdSpec::compile(doc.threshold.ok_or_else(missing)?, doc.severity)
+                .map_err(|(f, m)| fail(&f, m))?,
+        ),
+        KindName::Baseline => Kind::Baseline(
+            BaselineSpec::compile(doc.baseline.ok_or_else(missing)?)
+                .map_err(|(f, m)| fail(&f, m))?,
+        ),
+        KindName::Distinct => Kind::Distinct(
+            DistinctSpec::compile(doc.distinct.ok_or_else(missing)?)
+                .map_err(|(f, m)| fail(&f, m))?,
+        ),
     };
     let rule = Rule {
         id: id.clone(),
