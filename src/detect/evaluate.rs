@@ -118,8 +118,7 @@ pub(crate) fn baseline<'a>(
             "unbounded (every earlier day was the same)".to_string()
         };
         details.push_str(&format!(
-            "; robust z-score {z} against the median of those days (threshold: at least {})",
-            num(min)
+            "; robust z-score {z} against the median of those days (threshold: at least {min})"
         ));
     }
     Some(Finding {

@@ -1,23 +1,54 @@
 //! Finding the rule files: the pack built into the binary, or a directory on disk.
 
-use crate::detect::{Entitlements, RuleError, RuleFile, RuleSet};
+use crate::detect::{Calendars, Entitlements, RuleError, RuleFile, RuleSet};
 use std::path::Path;
 
 /// The default rule pack (`rules/` in the repository), built in so the agent works with no files.
 pub const BUILTIN_RULES: &[(&str, &str)] = &[
     (
+        "cross-user-access.toml",
+        include_str!("../../rules/cross-user-access.toml"),
+    ),
+    (
+        "mcp-auth-failures.toml",
+        include_str!("../../rules/mcp-auth-failures.toml"),
+    ),
+    (
         "mcp-volume.toml",
         include_str!("../../rules/mcp-volume.toml"),
+    ),
+    (
+        "off-hours-sensitive.toml",
+        include_str!("../../rules/off-hours-sensitive.toml"),
+    ),
+    (
+        "prompt-injection.toml",
+        include_str!("../../rules/prompt-injection.toml"),
+    ),
+    (
+        "request-volume.toml",
+        include_str!("../../rules/request-volume.toml"),
     ),
     (
         "restricted-unauthorised.toml",
         include_str!("../../rules/restricted-unauthorised.toml"),
     ),
     (
+        "system-prompt-leak.toml",
+        include_str!("../../rules/system-prompt-leak.toml"),
+    ),
+    (
         "token-spike.toml",
         include_str!("../../rules/token-spike.toml"),
     ),
 ];
+
+/// The default business-hours calendars (`rules/calendars.toml`), built in like the rules.
+pub const BUILTIN_CALENDARS: &str = include_str!("../../rules/calendars.toml");
+
+/// The calendars file's name: it lives beside the rules but is not a rule, so the rules
+/// loader skips it.
+pub const CALENDARS_FILE: &str = "calendars.toml";
 
 /// Why rules could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +86,7 @@ pub fn rule_files(dir: Option<&Path>) -> Result<Vec<RuleFile>, RulesLoadError> {
         .map_err(read_error)?
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
         .filter(|path| path.extension().is_some_and(|ext| ext == "toml") && path.is_file())
+        .filter(|path| path.file_name().is_none_or(|name| name != CALENDARS_FILE))
         .collect();
     paths.sort();
     paths
@@ -87,6 +119,31 @@ pub fn load_entitlements(path: Option<&Path>) -> Result<Entitlements, RulesLoadE
                 source,
             })?;
             Ok(Entitlements::parse(&path.display().to_string(), &text)?)
+        }
+    }
+}
+
+/// Load the business-hours calendars: `path` when given, else `calendars.toml` in the rules
+/// directory when there is one, else the built-in default (Monday to Friday, 08:00 to 18:00
+/// UTC).
+pub fn load_calendars(
+    path: Option<&Path>,
+    rules_dir: Option<&Path>,
+) -> Result<Calendars, RulesLoadError> {
+    let beside_rules = rules_dir
+        .map(|dir| dir.join(CALENDARS_FILE))
+        .filter(|path| path.is_file());
+    match path.map(Path::to_path_buf).or(beside_rules) {
+        None => Ok(Calendars::parse(
+            &format!("(built-in) rules/{CALENDARS_FILE}"),
+            BUILTIN_CALENDARS,
+        )?),
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|source| RulesLoadError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Ok(Calendars::parse(&path.display().to_string(), &text)?)
         }
     }
 }

@@ -246,7 +246,7 @@ impl fmt::Display for Test {
 }
 
 /// Empty lists count as absent, so `exists` means "has at least one" for flags.
-pub(super) fn present(value: Option<FieldValue<'_>>) -> bool {
+fn present(value: Option<FieldValue<'_>>) -> bool {
     match value {
         None => false,
         Some(FieldValue::List(list)) => !list.is_empty(),

@@ -180,10 +180,9 @@ impl Op {
             },
             Op::Regex(regex) => any_text(value, |text| regex.is_match(text)),
             Op::SameAsField(same, other, _) => match record.get(other) {
-                // Without the other value there is nothing to compare, so no claim either way.
-                Some(other) if super::condition::present(Some(other)) => {
-                    same_value(value, other) == *same
-                }
+                // Without both values (blank text is none) there is nothing to compare, so no
+                // claim either way: an event with `resource_owner = ""` is not cross-user.
+                Some(other) if !blank(value) && !blank(other) => same_value(value, other) == *same,
                 _ => false,
             },
             Op::Exists(_) | Op::NotEntitledTo(_) | Op::BusinessHours(_) => false,
@@ -255,6 +254,15 @@ fn equals(value: FieldValue<'_>, wanted: &Scalar) -> bool {
         (Scalar::Str(s), FieldValue::Str(v)) => v == s,
         (Scalar::Num(n), v) => v.as_f64() == Some(*n),
         (Scalar::Bool(b), FieldValue::Bool(v)) => v == *b,
+        _ => false,
+    }
+}
+
+/// Absent for a comparison: blank text or an empty list.
+fn blank(value: FieldValue<'_>) -> bool {
+    match value {
+        FieldValue::Str(s) => s.trim().is_empty(),
+        FieldValue::List(list) => list.is_empty(),
         _ => false,
     }
 }
