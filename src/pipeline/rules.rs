@@ -147,3 +147,64 @@ pub fn load_calendars(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn every_rule_file_in_the_repository_is_built_in() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let on_disk = rule_files(Some(&dir)).unwrap();
+        let mut names: Vec<String> = on_disk
+            .iter()
+            .filter_map(|f| Path::new(&f.name).file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let built_in: Vec<&str> = BUILTIN_RULES.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names, built_in,
+            "add new rules/*.toml files to BUILTIN_RULES"
+        );
+        // The calendars file lives beside the rules but is not one.
+        assert!(!names.iter().any(|n| n == CALENDARS_FILE));
+        assert_eq!(load_rules(None).unwrap().len(), BUILTIN_RULES.len());
+        assert_eq!(load_rules(Some(&dir)).unwrap().len(), BUILTIN_RULES.len());
+    }
+
+    #[test]
+    fn calendars_come_from_the_file_the_rules_directory_or_the_built_in_default() {
+        let saturday_noon = utc("2025-06-07T12:00:00Z");
+        let built_in = load_calendars(None, None).unwrap();
+        assert!(!built_in.is_business_hours(None, saturday_noon));
+
+        let dir = tempfile::tempdir().unwrap();
+        let weekend =
+            "[default]\ntimezone = \"UTC\"\nworkdays = [\"sat\"]\nhours = \"09:00-17:00\"\n";
+        std::fs::write(dir.path().join(CALENDARS_FILE), weekend).unwrap();
+        let beside = load_calendars(None, Some(dir.path())).unwrap();
+        assert!(beside.is_business_hours(None, saturday_noon));
+
+        let explicit = dir.path().join("other.toml");
+        std::fs::write(
+            &explicit,
+            "[default]\ntimezone = \"Nowhere/City\"\nhours = \"09:00-17:00\"\n",
+        )
+        .unwrap();
+        let error = load_calendars(Some(&explicit), Some(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("other.toml") && error.contains("Nowhere/City"),
+            "{error}"
+        );
+        let missing = load_calendars(Some(&dir.path().join("missing.toml")), None);
+        assert!(matches!(missing, Err(RulesLoadError::Read { .. })));
+    }
+}

@@ -26,8 +26,11 @@ fn regex_matches_text_and_list_items() {
     ]);
 }
 
+/// Extra fields to set on [`sample`].
+type Extras<'a> = &'a [(&'a str, serde_json::Value)];
+
 /// [`sample`] with `resource_owner` (and other extras) set.
-fn owned(extra: &[(&str, serde_json::Value)]) -> AuditRecord {
+fn owned(extra: Extras<'_>) -> AuditRecord {
     let mut r = sample();
     for (key, value) in extra {
         r.extra.insert((*key).to_string(), value.clone());
@@ -40,7 +43,7 @@ fn field_to_field_comparisons() {
     let differs = "field = \"resource_owner\"\nnot_equals_field = \"user_id\"";
     let same = "field = \"resource_owner\"\nequals_field = \"user_id\"";
     let none = Entitlements::default();
-    let cases: &[(&[(&str, serde_json::Value)], &str, bool)] = &[
+    let cases: &[(Extras<'_>, &str, bool)] = &[
         (
             &[("resource_owner", json!("bob@acme.example"))],
             differs,
