@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Regenerate examples/demo/audit.jsonl: eight days of a small organisation's LLM use.
 
-Deterministic (seeded). Ordinary traffic for twelve users in four departments, then three planted
+Deterministic (seeded). Ordinary traffic for twelve users in four departments (confidential
+data on weekdays only, so the default calendar raises no off-hours alert), then three planted
 incidents on the last day, each caught by one rule of the default pack:
 
 - bob@acme.example's session s-demo-burst makes 120 MCP calls in four minutes (mcp-volume,
@@ -81,7 +82,9 @@ for day in range(DAYS):
                 integration = rng.choice(MCP[USERS[user]])
                 record["mcp_integrations"] = [integration]
                 record["mcp_calls"] = rng.randint(1, 3)
-            if rng.random() < 0.2:
+            # Confidential work happens on weekdays (always drawn, so the stream stays the
+            # same otherwise): weekend use of it is what off-hours-sensitive is for.
+            if rng.random() < 0.2 and date.weekday() < 5:
                 record["data_classification"] = "confidential"
             events.append(record)
 

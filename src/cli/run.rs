@@ -19,6 +19,12 @@ fn load(path: &Path) -> Result<(Config, usize), Failure> {
     rules::load_entitlements(config.detect.entitlements_file.as_deref())
         .with_context(|| format!("{}: key `detect.entitlements_file`", path.display()))
         .map_err(Failure::config)?;
+    rules::load_calendars(
+        config.detect.calendars_file.as_deref(),
+        config.detect.rules_dir.as_deref(),
+    )
+    .with_context(|| format!("{}: key `detect.calendars_file`", path.display()))
+    .map_err(Failure::config)?;
     Ok((config, rule_set.len()))
 }
 

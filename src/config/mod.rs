@@ -99,6 +99,10 @@ pub struct DetectConfig {
     /// File of users and departments cleared per data classification; nobody when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entitlements_file: Option<PathBuf>,
+    /// Business-hours calendars per department; `calendars.toml` in `rules_dir`, else the
+    /// built-in default (Monday to Friday, 08:00 to 18:00 UTC), when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendars_file: Option<PathBuf>,
     /// How far behind the newest event time an event may arrive and still count in windows.
     #[serde(default = "default_allowed_lateness", with = "duration")]
     pub allowed_lateness: Duration,
@@ -115,6 +119,7 @@ impl Default for DetectConfig {
         DetectConfig {
             rules_dir: None,
             entitlements_file: None,
+            calendars_file: None,
             allowed_lateness: default_allowed_lateness(),
             max_entities_per_rule: default_max_entities(),
             evidence_sample: default_evidence_sample(),

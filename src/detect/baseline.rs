@@ -113,4 +113,55 @@ impl DailyTotals {
             active_days,
         }
     }
+
+    /// The totals of the active days among the `history_days` before the current day.
+    pub fn active_history(&self) -> Vec<f64> {
+        (1..self.sums.len() as i64)
+            .map(|back| self.sums[self.slot(self.newest_day - back)])
+            .filter(|value| *value > 0.0)
+            .collect()
+    }
+}
+
+/// Scales a median absolute deviation to estimate the standard deviation of normal data.
+const MAD_SCALE: f64 = 1.4826;
+/// Scales a mean absolute deviation likewise (used when the MAD is zero).
+const MEAN_AD_SCALE: f64 = 1.2533;
+
+/// The robust z-score of `today` against `history`: `(today - median) / (1.4826 × MAD)`.
+///
+/// When more than half the days are equal the MAD is zero; the mean absolute deviation
+/// (scaled by 1.2533) stands in, as in the usual modified z-score. When every day is equal
+/// any excess is infinitely unusual (+∞), and none is 0. `None` without history.
+pub(crate) fn robust_zscore(today: f64, mut history: Vec<f64>) -> Option<f64> {
+    let median = median_of(&mut history)?;
+    let mut deviations: Vec<f64> = history.iter().map(|v| (v - median).abs()).collect();
+    let mad = median_of(&mut deviations).unwrap_or(0.0);
+    let spread = if mad > 0.0 {
+        MAD_SCALE * mad
+    } else {
+        MEAN_AD_SCALE * deviations.iter().sum::<f64>() / deviations.len() as f64
+    };
+    let excess = today - median;
+    Some(if spread > 0.0 {
+        excess / spread
+    } else if excess > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    })
+}
+
+/// The median (mean of the middle two for an even count); sorts `values`.
+fn median_of(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    })
 }

@@ -9,10 +9,11 @@
 use super::alert::{self, num, Finding};
 use super::baseline::{DailyTotals, DAY_MS};
 use super::dedup::{self, Suppression, Verdict};
+use super::distinct::{self, DistinctValues};
 use super::evaluate;
-use super::rules::{Kind, Rule};
+use super::rules::{Kind, Lookups, Rule};
 use super::window::Window;
-use super::{EngineSettings, Entitlements, RuleSet};
+use super::{Calendars, EngineSettings, Entitlements, RuleSet};
 use crate::record::{Alert, AuditRecord, Evidence, FieldValue};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -25,6 +26,7 @@ pub const SWEEP_EVERY: u64 = 16_384;
 pub struct Engine {
     rules: Vec<RuleState>,
     entitlements: Entitlements,
+    calendars: Calendars,
     settings: EngineSettings,
     lateness_ms: i64,
     /// Newest event time seen (ms): the engine's notion of "now".
@@ -84,17 +86,19 @@ enum State {
     Match,
     Threshold(Window),
     Baseline(DailyTotals),
+    Distinct(DistinctValues),
 }
 
 /// What every rule evaluation needs besides its own state.
 struct Context<'a> {
     settings: &'a EngineSettings,
-    entitlements: &'a Entitlements,
+    lookups: Lookups<'a>,
     watermark: i64,
 }
 
 impl Engine {
-    /// A new engine.
+    /// A new engine. Business hours follow the default calendar (Monday to Friday, 08:00 to
+    /// 18:00 UTC) until [`Engine::with_calendars`] gives the departments' own.
     pub fn new(rules: RuleSet, entitlements: Entitlements, settings: EngineSettings) -> Engine {
         let rules = rules
             .into_rules()
@@ -104,6 +108,7 @@ impl Engine {
                     Kind::Match => 0,
                     Kind::Threshold(spec) => spec.longest_window_ms(),
                     Kind::Baseline(spec) => (i64::from(spec.history_days) + 1) * DAY_MS,
+                    Kind::Distinct(spec) => spec.window_ms,
                 };
                 RuleState {
                     store: Store {
@@ -120,12 +125,19 @@ impl Engine {
         Engine {
             rules,
             entitlements,
+            calendars: Calendars::default(),
             settings,
             lateness_ms,
             watermark: None,
             late: 0,
             since_sweep: 0,
         }
+    }
+
+    /// The same engine, judging `business_hours` conditions by these calendars.
+    pub fn with_calendars(mut self, calendars: Calendars) -> Engine {
+        self.calendars = calendars;
+        self
     }
 
     /// Feed one record; alerts it raises are appended to `alerts`.
@@ -147,7 +159,10 @@ impl Engine {
         }
         let context = Context {
             settings: &self.settings,
-            entitlements: &self.entitlements,
+            lookups: Lookups {
+                entitlements: &self.entitlements,
+                calendars: &self.calendars,
+            },
             watermark,
         };
         for state in &mut self.rules {
@@ -192,6 +207,7 @@ impl Engine {
                     .values()
                     .map(|e| match &e.state {
                         State::Threshold(window) => window.len(),
+                        State::Distinct(values) => values.count(),
                         _ => 0,
                     })
                     .sum();
@@ -235,6 +251,10 @@ impl Store {
                 Kind::Baseline(spec) => {
                     (1, State::Baseline(DailyTotals::new(spec.history_days, ts)))
                 }
+                Kind::Distinct(spec) => (
+                    1,
+                    State::Distinct(DistinctValues::new(spec.window_ms, spec.max_values, ts)),
+                ),
             };
             let entity = Entity {
                 newest: ts,
@@ -261,7 +281,7 @@ impl RuleState {
         if !rule
             .conditions
             .iter()
-            .all(|c| c.matches(record, context.entitlements))
+            .all(|c| c.matches(record, context.lookups))
         {
             return;
         }
@@ -272,7 +292,7 @@ impl RuleState {
             }
             // Late events would rewrite windows and days that were already judged.
             _ if late => {}
-            Kind::Threshold(_) | Kind::Baseline(_) => {
+            Kind::Threshold(_) | Kind::Baseline(_) | Kind::Distinct(_) => {
                 // Without the entity field there is nothing to group by.
                 if let Some(key) = key {
                     self.process_stateful(record, ts, &key, context, alerts);
@@ -302,7 +322,11 @@ impl RuleState {
             return;
         };
         let rule = &self.rule;
-        let reasons: Vec<String> = rule.conditions.iter().map(|c| c.to_string()).collect();
+        let reasons: Vec<String> = rule
+            .conditions
+            .iter()
+            .map(|c| c.explain(record, context.lookups))
+            .collect();
         let details = format!(
             "{} {}: {} (event {})",
             rule.group_by_name,
@@ -340,30 +364,41 @@ impl RuleState {
         context: &Context<'_>,
         alerts: &mut Vec<Alert>,
     ) {
-        let value = match &self.rule.kind {
-            Kind::Threshold(spec) => spec.aggregate.value(record),
-            Kind::Baseline(spec) => spec.aggregate.value(record),
+        let input = match &self.rule.kind {
+            Kind::Threshold(spec) => spec.aggregate.value(record).map(Input::Amount),
+            Kind::Baseline(spec) => spec.aggregate.value(record).map(Input::Amount),
+            // Nothing to count in an absent or empty field: no entity is created for it.
+            Kind::Distinct(spec) => record
+                .get(&spec.field)
+                .filter(|v| !matches!(v, FieldValue::Str("") | FieldValue::List([])))
+                .map(Input::Values),
             Kind::Match => None,
         };
-        let Some(value) = value else { return };
+        let Some(input) = input else { return };
         let sample = context.settings.evidence_sample;
         let Some(entity) = self.store.entity(&self.rule, key, ts, context) else {
             return;
         };
         let rule = &self.rule;
         entity.newest = entity.newest.max(ts);
-        let finding = match (&rule.kind, &mut entity.state) {
-            (Kind::Threshold(spec), State::Threshold(window)) => {
+        let finding = match (&rule.kind, &mut entity.state, input) {
+            (Kind::Threshold(spec), State::Threshold(window), Input::Amount(value)) => {
                 if !window.insert(ts, value, &record.event_id) {
                     return;
                 }
                 evaluate::threshold(rule, spec, window, &mut entity.dedup, key, ts, sample)
             }
-            (Kind::Baseline(spec), State::Baseline(days)) => {
+            (Kind::Baseline(spec), State::Baseline(days), Input::Amount(value)) => {
                 if !days.add(ts, value, &record.event_id, sample) {
                     return;
                 }
                 evaluate::baseline(rule, spec, days, &mut entity.dedup, key, ts)
+            }
+            (Kind::Distinct(spec), State::Distinct(values), Input::Values(value)) => {
+                if !values.insert(ts, value, &record.event_id) {
+                    return;
+                }
+                distinct::evaluate(rule, spec, values, &mut entity.dedup, key, ts, sample)
             }
             _ => None,
         };
@@ -371,6 +406,14 @@ impl RuleState {
             alerts.push(alert::build(rule, record, context.settings, finding));
         }
     }
+}
+
+/// What one matching event brings to a stateful rule.
+enum Input<'r> {
+    /// An amount for a window or a day (threshold, baseline).
+    Amount(f64),
+    /// The values of a field (distinct).
+    Values(FieldValue<'r>),
 }
 
 /// The group_by value as text, or `None` when the record lacks it.

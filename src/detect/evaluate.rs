@@ -1,8 +1,9 @@
 //! Evaluating a threshold or baseline entity after an event was added: did it cross, and
 //! is the crossing suppressed? The answer is a [`Finding`] ready to become an alert.
+//! (`distinct` rules are evaluated next to their state, in `distinct.rs`.)
 
 use super::alert::{num, Finding};
-use super::baseline::{DailyTotals, DAY_MS};
+use super::baseline::{robust_zscore, DailyTotals, DAY_MS};
 use super::dedup::{self, Suppression, Verdict};
 use super::engine::display_key;
 use super::rules::{BaselineSpec, Rule, ThresholdSpec};
@@ -78,13 +79,25 @@ pub(crate) fn baseline<'a>(
     if !fires {
         return None;
     }
+    // The z-score is only computed for a day that already passed the ratio: it sorts the
+    // history, and most events of most days never get this far.
+    let zscore = match spec.min_zscore {
+        None => None,
+        Some(min) => {
+            let z = robust_zscore(today, days.active_history())?;
+            if z < min {
+                return None;
+            }
+            Some((z, min))
+        }
+    };
     let Verdict::Emit { suppressed } = dedup::check(&mut dedup[0], ts, rule.suppress_ms) else {
         return None;
     };
     let date = chrono::DateTime::from_timestamp(days.today() * (DAY_MS / 1000), 0)
         .map(|d| d.date_naive().to_string())
         .unwrap_or_default();
-    let details = format!(
+    let mut details = format!(
         "{} {}: {} {} on {date} (UTC), {:.1}× the daily average of {} over {} active days in the \
          previous {} (threshold: more than {}× = {})",
         rule.group_by_name,
@@ -98,6 +111,16 @@ pub(crate) fn baseline<'a>(
         num(spec.ratio),
         num(bound)
     );
+    if let Some((z, min)) = zscore {
+        let z = if z.is_finite() {
+            format!("{z:.1}")
+        } else {
+            "unbounded (every earlier day was the same)".to_string()
+        };
+        details.push_str(&format!(
+            "; robust z-score {z} against the median of those days (threshold: at least {min})"
+        ));
+    }
     Some(Finding {
         tier: 0,
         severity: rule.severity,

@@ -7,6 +7,8 @@
 //! - [`RuleSet::parse`] turns TOML rule files into validated rules (see `rules/` in the
 //!   repository for the format, documented on [`RuleSet`]).
 //! - [`Entitlements::parse`] reads who is cleared for which data classification.
+//! - [`Calendars::parse`] reads business hours per department (time zone, working days,
+//!   hours, holidays), for `business_hours` conditions; [`Engine::with_calendars`] takes them.
 //! - [`Engine`] keeps bounded per-rule, per-entity state (sliding windows, daily baselines,
 //!   suppression) and raises [`Alert`](crate::record::Alert)s.
 //!
@@ -16,11 +18,16 @@
 //! - `threshold`: the count (or sum of a field) of matching events per entity within a sliding
 //!   window exceeds a bound; several tiers (window, bound, severity) per rule.
 //! - `baseline`: an entity's daily count or sum (UTC days) exceeds `ratio` × its own average
-//!   over its active days in the trailing `history_days`.
+//!   over its active days in the trailing `history_days` (and, with `min_zscore`, its robust
+//!   z-score over the same days reaches that bound).
+//! - `distinct`: the distinct values of a field per entity within a sliding window exceed a
+//!   bound; at most `max_values` values are remembered per entity, as hashes.
 
 mod alert;
 mod baseline;
+mod calendar;
 mod dedup;
+mod distinct;
 mod engine;
 mod entitlements;
 mod evaluate;
@@ -30,6 +37,7 @@ mod window;
 #[cfg(test)]
 mod tests;
 
+pub use calendar::Calendars;
 pub use engine::{Engine, EngineStats, RuleStats};
 pub use entitlements::Entitlements;
 pub use rules::{RuleInfo, RuleSet};

@@ -135,6 +135,10 @@ impl Pipeline {
 
         let rules = rules::load_rules(config.detect.rules_dir.as_deref())?;
         let entitlements = rules::load_entitlements(config.detect.entitlements_file.as_deref())?;
+        let calendars = rules::load_calendars(
+            config.detect.calendars_file.as_deref(),
+            config.detect.rules_dir.as_deref(),
+        )?;
         let engine = Engine::new(
             rules,
             entitlements,
@@ -145,7 +149,8 @@ impl Pipeline {
                 max_entities_per_rule: config.detect.max_entities_per_rule,
                 evidence_sample: config.detect.evidence_sample,
             },
-        );
+        )
+        .with_calendars(calendars);
 
         let capacity = config.agent.channel_capacity;
         let mut sink_senders = Vec::new();

@@ -4,6 +4,12 @@
 //! a non-zero value) in the trailing `history_days`, not over every calendar day: weekends,
 //! leave and the weeks before someone's first use would otherwise drag the average towards zero
 //! and make every ordinary working day look like a spike.
+//!
+//! `min_zscore` adds a second test, ANDed with the ratio: the robust z-score of the current
+//! day against the same active days, `(today - median) / (1.4826 × MAD)`. The ratio alone
+//! treats a user whose days swing between 10 and 200 like one who always does 100; the
+//! z-score asks whether today is unusual *for how much this entity varies*, and median and
+//! MAD (median absolute deviation) are not dragged up by the very spikes being looked for.
 
 use super::parse::BaselineDoc;
 use super::Aggregate;
@@ -23,10 +29,15 @@ pub(crate) struct BaselineSpec {
     pub min_volume: f64,
     /// Active days of history required before the rule may fire for an entity.
     pub min_history_days: u32,
+    /// When set, the current day's robust z-score must also reach this.
+    pub min_zscore: Option<f64>,
 }
 
 /// A year of daily sums per entity is the most a baseline may keep.
 const MAX_HISTORY_DAYS: u32 = 366;
+
+/// Fewest active history days a z-score is computed from.
+const MIN_ZSCORE_HISTORY: u32 = 3;
 
 impl BaselineSpec {
     /// Validate the section; errors are `(field path, message)`.
@@ -62,6 +73,24 @@ impl BaselineSpec {
                 format!("must be between 1 and history_days ({})", doc.history_days),
             ));
         }
+        if let Some(z) = doc.min_zscore {
+            if !(z.is_finite() && z > 0.0) {
+                return Err((
+                    "baseline.min_zscore".into(),
+                    format!("must be a positive number (e.g. 3.5), found {z}"),
+                ));
+            }
+            // A median absolute deviation needs a few days to mean anything.
+            if doc.min_history_days < MIN_ZSCORE_HISTORY {
+                return Err((
+                    "baseline.min_zscore".into(),
+                    format!(
+                        "needs min_history_days of at least {MIN_ZSCORE_HISTORY}, found {}",
+                        doc.min_history_days
+                    ),
+                ));
+            }
+        }
         let unit = match (doc.unit, &aggregate) {
             (Some(unit), _) if !unit.trim().is_empty() => unit.trim().to_string(),
             (_, Aggregate::Count) => "events".to_string(),
@@ -74,6 +103,7 @@ impl BaselineSpec {
             ratio: doc.ratio,
             min_volume: doc.min_volume,
             min_history_days: doc.min_history_days,
+            min_zscore: doc.min_zscore,
         })
     }
 }

@@ -1,19 +1,18 @@
 //! Rule files: the TOML format, its validation, and the compiled rules the engine runs.
 //!
-//! One rule per file. Common keys: `id` (unique across files), `version` (default 1), `title`,
-//! `description`, `severity` (`low`..`critical`), `enabled` (default true), `tags`, `suppress`
-//! (one alert per rule, tier and entity per this much event time), `kind` (`match`,
-//! `threshold`, `baseline`), `group_by` (the entity field), and `[[conditions]]` (ANDed, each a
-//! `field` plus exactly one operator). `kind = "threshold"` needs a `[threshold]` section and
-//! `kind = "baseline"` a `[baseline]` section; see `rules/*.toml` for commented examples.
+//! The format is documented on [`RuleSet`]; `rules/template.toml.example` in the repository is
+//! a commented template, and `rules/*.toml` are the shipped, commented rules.
 
 mod baseline;
 mod condition;
+mod distinct;
+mod operator;
 mod parse;
 mod threshold;
 
 pub(crate) use baseline::BaselineSpec;
-pub(crate) use condition::Condition;
+pub(crate) use condition::{Condition, Lookups};
+pub(crate) use distinct::DistinctSpec;
 pub(crate) use threshold::ThresholdSpec;
 
 use super::{RuleError, RuleFile};
@@ -22,6 +21,85 @@ use parse::{AggregateName, DocError, KindName, RuleDoc};
 use std::collections::HashMap;
 
 /// Validated, compiled rules.
+///
+/// # The rule format
+///
+/// One rule per TOML file. Every key is checked at load: an unknown key (`treshold`), a
+/// wrong type or an invalid value is an error naming the file, the rule id and the field.
+///
+/// Common keys: `id` (unique across files), `version` (default 1), `title`, `description`,
+/// `severity` (`low`, `medium`, `high`, `critical`), `enabled` (default true), `tags` (MITRE
+/// ATLAS ids as `ATLAS:AML.T0051`), `suppress` (one alert per rule, tier and entity per this
+/// much event time, e.g. `"10m"`), `kind`, `group_by` (the entity field: `user_id`,
+/// `session_id`, `department`, ...) and `[[conditions]]`.
+///
+/// ## Conditions
+///
+/// Each `[[conditions]]` entry must hold for an event to count; entries are ANDed. An entry is
+/// a `field` and exactly one operator:
+///
+/// | operator | true when the field ... |
+/// |---|---|
+/// | `equals`, `not_equals` | equals (or not) a string, number or boolean |
+/// | `in`, `not_in` | is (or is not) one of a list |
+/// | `gt`, `gte`, `lt`, `lte` | compares so with a number |
+/// | `exists` | is present (`true`) or absent (`false`); an empty list is absent |
+/// | `at_least` | is a data classification at least this level |
+/// | `contains` | as text contains the string; as a list has an item equal to it |
+/// | `regex` | as text (or any list item) matches the regular expression (`regex` crate syntax, compiled at load, unanchored: write `^...$` for a whole value) |
+/// | `equals_field`, `not_equals_field` | equals (or differs from) another field of the same record; text compares case-insensitively, ignoring surrounding space; false when either is absent |
+/// | `not_entitled_to` | (a user or department) is not cleared for a level, or for the level in the named field (see [`Entitlements`](crate::detect::Entitlements)) |
+/// | `business_hours` | (no field needed) the event time is inside (`true`) or outside (`false`) business hours of the record's department calendar (see [`Calendars`](crate::detect::Calendars)); `field` may name another field holding the calendar name |
+///
+/// A condition on a field the record lacks is false, negations included, except
+/// `exists = false` and `business_hours` (which then uses the `default` calendar).
+///
+/// An `any` entry is an OR group of such conditions: true when at least one holds. A group
+/// stands alone (no `field` or operator beside it) and does not nest:
+///
+/// ```toml
+/// [[conditions]]
+/// any = [
+///     { field = "policy_flags", contains = "prompt_injection" },
+///     { field = "security_flags", regex = "^(prompt_injection|jailbreak)$" },
+/// ]
+///
+/// [[conditions]]
+/// field = "resource_owner"
+/// not_equals_field = "user_id"
+///
+/// [[conditions]]
+/// business_hours = false
+/// ```
+///
+/// ## Kinds
+///
+/// - `kind = "match"`: every matching event is an alert (deduplicated by `suppress`).
+/// - `kind = "threshold"` with `[threshold]`: `aggregate` (`count`, or `sum` of a numeric
+///   `field`), optional `unit`, and one to eight `[[threshold.tiers]]` of `window`, `above` and
+///   optional `severity`; fires when the total in a sliding window exceeds `above`.
+/// - `kind = "baseline"` with `[baseline]`: `aggregate`, `field`, `unit`, `history_days`,
+///   `ratio` (> 1), `min_volume`, `min_history_days`, and optional `min_zscore`; fires when
+///   today's UTC-day total exceeds `ratio` × the entity's average over its active days in the
+///   trailing `history_days`, reaches `min_volume`, and (with `min_zscore`) has a robust
+///   z-score (median and MAD of the same days) of at least `min_zscore`.
+/// - `kind = "distinct"` with `[distinct]`: `field`, `window`, `above`, optional `unit` and
+///   `max_values`; fires when the entity shows more than `above` distinct values of `field`
+///   (each list item counts) within the sliding `window`. At most `max_values` (default twice
+///   `above`, at least 16, at most 10,000; must exceed `above`) values are remembered per
+///   entity, as hashes; past that the least recently seen is forgotten, so memory per entity
+///   is bounded and the decision stays exact.
+///
+/// ```toml
+/// kind = "distinct"
+/// group_by = "user_id"
+///
+/// [distinct]
+/// field = "ip_address"
+/// window = "1h"
+/// above = 3
+/// unit = "IP addresses"
+/// ```
 #[derive(Debug, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
@@ -79,6 +157,7 @@ impl RuleSet {
                 Kind::Match => "match",
                 Kind::Threshold(_) => "threshold",
                 Kind::Baseline(_) => "baseline",
+                Kind::Distinct(_) => "distinct",
             },
         })
     }
@@ -102,7 +181,7 @@ pub struct RuleInfo<'a> {
     pub description: &'a str,
     /// The rule's severity (tiers may raise it).
     pub severity: Severity,
-    /// `match`, `threshold` or `baseline`.
+    /// `match`, `threshold`, `baseline` or `distinct`.
     pub kind: &'static str,
 }
 
@@ -142,6 +221,8 @@ pub(crate) enum Kind {
     Threshold(ThresholdSpec),
     /// Daily count or sum per entity against its own trailing average.
     Baseline(BaselineSpec),
+    /// Distinct values of a field per entity within a sliding window.
+    Distinct(DistinctSpec),
 }
 
 /// What one matching event contributes to a window or a day.
@@ -235,37 +316,39 @@ fn parse_file(file: &RuleFile) -> Result<(Rule, bool), RuleError> {
         conditions.push(compiled);
     }
     let kind_name = doc.kind.as_str();
-    let kind = match (doc.kind, doc.threshold, doc.baseline) {
-        (KindName::Match, None, None) => Kind::Match,
-        (KindName::Threshold, Some(section), None) => Kind::Threshold(
-            ThresholdSpec::compile(section, doc.severity).map_err(|(f, m)| fail(&f, m))?,
-        ),
-        (KindName::Baseline, None, Some(section)) => {
-            Kind::Baseline(BaselineSpec::compile(section).map_err(|(f, m)| fail(&f, m))?)
-        }
-        (_, threshold, baseline) => {
-            let wanted = match doc.kind {
-                KindName::Match => None,
-                KindName::Threshold => Some("threshold"),
-                KindName::Baseline => Some("baseline"),
-            };
-            for (name, present) in [
-                ("threshold", threshold.is_some()),
-                ("baseline", baseline.is_some()),
-            ] {
-                if present && wanted != Some(name) {
-                    return Err(fail(
-                        name,
-                        format!("a `[{name}]` section does not belong to kind = \"{kind_name}\""),
-                    ));
-                }
-            }
-            let section = wanted.unwrap_or(kind_name);
+    // Each kind but `match` needs the section of its name, and no other section.
+    for (name, present) in [
+        ("threshold", doc.threshold.is_some()),
+        ("baseline", doc.baseline.is_some()),
+        ("distinct", doc.distinct.is_some()),
+    ] {
+        if present && name != kind_name {
             return Err(fail(
-                section,
-                format!("kind = \"{kind_name}\" needs a `[{section}]` section"),
+                name,
+                format!("a `[{name}]` section does not belong to kind = \"{kind_name}\""),
             ));
         }
+    }
+    let missing = || {
+        fail(
+            kind_name,
+            format!("kind = \"{kind_name}\" needs a `[{kind_name}]` section"),
+        )
+    };
+    let kind = match doc.kind {
+        KindName::Match => Kind::Match,
+        KindName::Threshold => Kind::Threshold(
+            ThresholdSpec::compile(doc.threshold.ok_or_else(missing)?, doc.severity)
+                .map_err(|(f, m)| fail(&f, m))?,
+        ),
+        KindName::Baseline => Kind::Baseline(
+            BaselineSpec::compile(doc.baseline.ok_or_else(missing)?)
+                .map_err(|(f, m)| fail(&f, m))?,
+        ),
+        KindName::Distinct => Kind::Distinct(
+            DistinctSpec::compile(doc.distinct.ok_or_else(missing)?)
+                .map_err(|(f, m)| fail(&f, m))?,
+        ),
     };
     let rule = Rule {
         id: id.clone(),

@@ -31,6 +31,7 @@ pub(super) struct RuleDoc {
     pub conditions: Vec<ConditionDoc>,
     pub threshold: Option<ThresholdDoc>,
     pub baseline: Option<BaselineDoc>,
+    pub distinct: Option<DistinctDoc>,
 }
 
 fn one() -> u32 {
@@ -48,6 +49,7 @@ pub(super) enum KindName {
     Match,
     Threshold,
     Baseline,
+    Distinct,
 }
 
 impl KindName {
@@ -57,15 +59,18 @@ impl KindName {
             KindName::Match => "match",
             KindName::Threshold => "threshold",
             KindName::Baseline => "baseline",
+            KindName::Distinct => "distinct",
         }
     }
 }
 
-/// One condition: a field and exactly one operator (checked after parsing).
+/// One condition: a field and exactly one operator, or an `any` group of such conditions
+/// (checked after parsing). `business_hours` needs no field.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ConditionDoc {
-    pub field: String,
+    pub field: Option<String>,
+    pub any: Option<Vec<ConditionDoc>>,
     pub equals: Option<toml::Value>,
     pub not_equals: Option<toml::Value>,
     #[serde(rename = "in")]
@@ -79,6 +84,10 @@ pub(super) struct ConditionDoc {
     pub at_least: Option<String>,
     pub contains: Option<String>,
     pub not_entitled_to: Option<String>,
+    pub regex: Option<String>,
+    pub equals_field: Option<String>,
+    pub not_equals_field: Option<String>,
+    pub business_hours: Option<bool>,
 }
 
 /// What is aggregated per event: one per event, or a field's value.
@@ -123,6 +132,18 @@ pub(super) struct BaselineDoc {
     pub min_volume: f64,
     #[serde(default = "one")]
     pub min_history_days: u32,
+    pub min_zscore: Option<f64>,
+}
+
+/// The `[distinct]` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DistinctDoc {
+    pub field: String,
+    pub window: DurationText,
+    pub above: u32,
+    pub unit: Option<String>,
+    pub max_values: Option<u32>,
 }
 
 fn sum() -> AggregateName {

@@ -5,7 +5,7 @@ use crate::record::Classification;
 use serde_json::json;
 
 /// Whether a `match` rule with this one condition fires for `record`.
-fn fires(condition: &str, record: &AuditRecord, entitlements: &Entitlements) -> bool {
+pub(super) fn fires(condition: &str, record: &AuditRecord, entitlements: &Entitlements) -> bool {
     let rule = format!(
         "id = \"c\"\ntitle = \"C\"\nseverity = \"low\"\nsuppress = \"1ms\"\nkind = \"match\"\n\
          group_by = \"user_id\"\n[[conditions]]\n{condition}\n"
@@ -15,7 +15,7 @@ fn fires(condition: &str, record: &AuditRecord, entitlements: &Entitlements) -> 
 }
 
 /// A record with a little of everything.
-fn sample() -> AuditRecord {
+pub(super) fn sample() -> AuditRecord {
     let mut r = request("e-1", 0, "alice@acme.example", "s-1");
     r.model = "claude-opus-4".into();
     r.status = Some("error".into());
@@ -31,7 +31,7 @@ fn sample() -> AuditRecord {
 }
 
 /// `(condition, expected)` against [`sample`], no entitlements.
-fn check(cases: &[(&str, bool)]) {
+pub(super) fn check(cases: &[(&str, bool)]) {
     let record = sample();
     for (condition, expected) in cases {
         assert_eq!(

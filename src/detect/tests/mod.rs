@@ -1,10 +1,16 @@
 //! Tests of the detect module: small data-driven helpers, explicit event times.
 
 mod baseline;
+mod calendar;
 mod conditions;
+mod distinct;
 mod engine;
+mod operators;
+mod pack;
 mod rules;
+mod syntax;
 mod window;
+mod zscore;
 
 use super::{Engine, EngineSettings, Entitlements, RuleFile, RuleSet};
 use crate::record::{AgentInfo, Alert, AuditRecord, EventType};
@@ -15,6 +21,14 @@ use std::time::Duration;
 const MCP_VOLUME: &str = include_str!("../../../rules/mcp-volume.toml");
 const TOKEN_SPIKE: &str = include_str!("../../../rules/token-spike.toml");
 const RESTRICTED: &str = include_str!("../../../rules/restricted-unauthorised.toml");
+const REQUEST_VOLUME: &str = include_str!("../../../rules/request-volume.toml");
+const OFF_HOURS: &str = include_str!("../../../rules/off-hours-sensitive.toml");
+const MCP_AUTH: &str = include_str!("../../../rules/mcp-auth-failures.toml");
+const CROSS_USER: &str = include_str!("../../../rules/cross-user-access.toml");
+const PROMPT_INJECTION: &str = include_str!("../../../rules/prompt-injection.toml");
+const PROMPT_LEAK: &str = include_str!("../../../rules/system-prompt-leak.toml");
+const CALENDARS: &str = include_str!("../../../rules/calendars.toml");
+const TEMPLATE: &str = include_str!("../../../rules/template.toml.example");
 
 /// 2024-05-01T00:00:00Z, the start of every test's event time.
 const BASE: i64 = 1_714_521_600;
