@@ -171,6 +171,7 @@ impl Pipeline {
                     name: name.clone(),
                     source,
                 })?;
+            metrics.set_sink_health(&name, crate::telemetry::SinkHealth::Healthy);
             sink_senders.push(sender);
             sink_tasks.push((name, task));
         }

@@ -29,6 +29,7 @@ impl Processor {
                 format,
                 lines,
                 ack,
+                read_at,
             } = batch;
             let mut items = Vec::with_capacity(lines.len());
             let mut records = 0u64;
@@ -67,6 +68,14 @@ impl Processor {
                                     records += 1;
                                     self.engine.process(&record, &mut alerts);
                                     items.push(Output::Event(Arc::new(record)));
+                                    if !alerts.is_empty() {
+                                        let latency = read_at.elapsed();
+                                        self.metrics.record_latencies(
+                                            "ingest_to_alert_latency",
+                                            Vec::new(),
+                                            alerts.iter().map(|_| latency),
+                                        );
+                                    }
                                     for alert in alerts.drain(..) {
                                         self.metrics
                                             .alert_raised(&alert.rule_id, alert.severity.as_str());
@@ -81,6 +90,13 @@ impl Processor {
             }
             self.metrics.records_decoded(&source, records);
             self.metrics.late_events(self.engine.take_late_events());
+            for rule in self.engine.stats().rules {
+                let labels = vec![("rule", rule.rule_id)];
+                self.metrics
+                    .set_gauge("tracked_entities", labels.clone(), rule.entities as i64);
+                self.metrics
+                    .set_gauge("refused_entities", labels, rule.refused_entities as i64);
+            }
             if let Err(error) = self.dead_letters.flush() {
                 tracing::error!(path = %self.dead_letters.path().display(), %error, "Cannot flush the dead-letter file.");
                 dead_letter_failed = true;
@@ -93,6 +109,7 @@ impl Processor {
                     .send(SinkBatch {
                         items: Arc::clone(&items),
                         ack: ack.clone(),
+                        read_at,
                     })
                     .await;
             }

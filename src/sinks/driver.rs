@@ -19,6 +19,7 @@ use super::{Routing, SinkBatch, SinkContext, SinkError};
 use crate::dead_letter::DeadLetterWriter;
 use crate::pipeline::ack::AckToken;
 use crate::record::Output;
+use crate::telemetry::SinkHealth;
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
@@ -82,6 +83,7 @@ pub struct Encoded {
     /// The record's id (`event_id` or `alert_id`), for the dead letter.
     pub id: String,
     ack: AckToken,
+    read_at: std::time::Instant,
 }
 
 /// What a network sink provides: encoding, framing and one request.
@@ -195,6 +197,7 @@ pub async fn run<S: Service>(
                     bytes,
                     id: item_id(item).to_string(),
                     ack: batch.ack.clone(),
+                    read_at: batch.read_at,
                 };
                 shared.dead_letter(vec![encoded], &format!("cannot encode: {reason}"));
                 continue;
@@ -216,6 +219,7 @@ pub async fn run<S: Service>(
                 bytes,
                 id: item_id(item).to_string(),
                 ack: batch.ack.clone(),
+                read_at: batch.read_at,
             });
             deadline.get_or_insert_with(|| Instant::now() + limits.timeout);
             if pending.len() >= limits.max_events {
@@ -335,6 +339,9 @@ impl<S: Service> Shared<S> {
                     }
                     Classified::Retry { after, reason } => {
                         self.context.metrics.sink_error(name);
+                        self.context
+                            .metrics
+                            .set_sink_health(name, SinkHealth::Degraded(reason.clone()));
                         let delay = backoff.next_delay(after);
                         tracing::warn!(sink = %name, records = group.len(), %reason, retry_in_ms = delay.as_millis() as u64, attempt = backoff.attempts(), "Delivery failed; retrying.");
                         if !self.wait(delay).await {
@@ -358,6 +365,9 @@ impl<S: Service> Shared<S> {
                     }
                     Classified::Misconfigured { reason } => {
                         self.context.metrics.sink_error(name);
+                        self.context
+                            .metrics
+                            .set_sink_health(name, SinkHealth::Failing(reason.clone()));
                         if !misconfigured {
                             tracing::error!(sink = %name, %reason, "The SIEM refuses this sink's configuration; records are kept and sending is retried until it is fixed.");
                             misconfigured = true;
@@ -402,9 +412,14 @@ impl<S: Service> Shared<S> {
         if records.is_empty() {
             return;
         }
-        self.context
-            .metrics
-            .sink_sent(&self.context.name, records.len() as u64);
+        let metrics = &self.context.metrics;
+        metrics.sink_sent(&self.context.name, records.len() as u64);
+        metrics.set_sink_health(&self.context.name, SinkHealth::Healthy);
+        metrics.record_latencies(
+            "sink_delivery_latency",
+            vec![("sink", self.context.name.to_string())],
+            records.iter().map(|record| record.read_at.elapsed()),
+        );
         for record in records {
             record.ack.delivered();
         }

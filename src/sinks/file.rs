@@ -9,6 +9,7 @@ use super::{
     SinkContext, SinkError, SinkTask,
 };
 use crate::record::Severity;
+use crate::telemetry::SinkHealth;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -138,6 +139,14 @@ impl LineWriter {
                     }
                     if self.write_with_retry(&mut writer, &mut open, &buffer, &context) {
                         context.metrics.sink_sent(&context.name, count);
+                        context
+                            .metrics
+                            .set_sink_health(&context.name, SinkHealth::Healthy);
+                        context.metrics.record_latencies(
+                            "sink_delivery_latency",
+                            vec![("sink", context.name.to_string())],
+                            [batch.read_at.elapsed()],
+                        );
                         batch.ack.delivered();
                     } else {
                         // Grace period over: leave the batch unacknowledged so it is re-read.
@@ -180,6 +189,9 @@ impl LineWriter {
                 Ok(()) => return true,
                 Err(error) => {
                     context.metrics.sink_error(&context.name);
+                    context
+                        .metrics
+                        .set_sink_health(&context.name, SinkHealth::Degraded(error.to_string()));
                     tracing::warn!(sink = %context.name, %error, retry_in_ms = backoff.as_millis() as u64, "Write failed; retrying.");
                     // A partial write may have left half a line: start on a fresh handle.
                     *writer = None;

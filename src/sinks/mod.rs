@@ -37,6 +37,8 @@ pub struct SinkBatch {
     pub items: Arc<Vec<Output>>,
     /// This sink's share of the batch acknowledgement.
     pub ack: AckToken,
+    /// When the source read the lines behind these items.
+    pub read_at: std::time::Instant,
 }
 
 /// Which records a sink takes.

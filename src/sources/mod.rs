@@ -36,6 +36,8 @@ pub struct SourceBatch {
     pub lines: Vec<Line>,
     /// Acknowledges the batch once everything it produced is safe.
     pub ack: AckToken,
+    /// When the lines were read (for ingest-to-alert and delivery latency).
+    pub read_at: std::time::Instant,
 }
 
 /// One raw line and where it started in its stream.

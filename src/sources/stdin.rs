@@ -72,6 +72,7 @@ pub async fn read_stream<R: AsyncRead + Unpin>(
                 format,
                 lines,
                 ack,
+                read_at: std::time::Instant::now(),
             };
             tokio::select! {
                 _ = context.shutdown.cancelled() => return Ok(()),

@@ -4,6 +4,8 @@ use super::Metrics;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,7 +32,37 @@ const HELP: &[(&str, &str)] = &[
         "late_events",
         "Events older than the allowed lateness, kept out of windows.",
     ),
+    (
+        "sink_records_truncated",
+        "Records a sink cut to fit its transport (syslog over UDP).",
+    ),
+    (
+        "tracked_entities",
+        "Entities (users, sessions...) a rule keeps state for.",
+    ),
+    (
+        "refused_entities",
+        "New entities a rule refused because it was at max_entities_per_rule.",
+    ),
+    (
+        "sink_up",
+        "1 unless the SIEM refuses the sink's configuration (see the log).",
+    ),
+    (
+        "ingest_to_alert_latency_seconds",
+        "From reading a line to raising its alert (HDR quantiles).",
+    ),
+    (
+        "sink_delivery_latency_seconds",
+        "From reading a line to its sink's acknowledgement (HDR quantiles).",
+    ),
 ];
+
+fn help(name: &str) -> &'static str {
+    HELP.iter()
+        .find(|(known, _)| *known == name)
+        .map_or("aiwarden metric.", |(_, help)| help)
+}
 
 /// One counter's series: label pairs and value.
 type Series = Vec<(Vec<(String, String)>, u64)>;
@@ -51,19 +83,73 @@ impl Collector for CounterCollector {
         }
         for (name, series) in families {
             let base = name.strip_suffix("_total").unwrap_or(name);
-            let help = HELP
-                .iter()
-                .find(|(known, _)| *known == base)
-                .map_or("aiwarden counter.", |(_, help)| help);
             let mut metric = encoder.encode_descriptor(
                 base,
-                help,
+                help(base),
                 None,
                 prometheus_client::metrics::MetricType::Counter,
             )?;
             for (labels, value) in series {
-                let family = metric.encode_family(&labels)?;
-                ConstCounter::new(value).encode(family)?;
+                if labels.is_empty() {
+                    ConstCounter::new(value).encode(metric)?;
+                    break;
+                }
+                ConstCounter::new(value).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        let mut gauges: BTreeMap<&str, Vec<(Vec<(String, String)>, i64)>> = BTreeMap::new();
+        for ((name, labels), value) in self.0.gauges() {
+            let labels = labels
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            gauges.entry(name).or_default().push((labels, value));
+        }
+        for (name, series) in gauges {
+            let mut metric =
+                encoder.encode_descriptor(name, help(name), None, MetricType::Gauge)?;
+            for (labels, value) in series {
+                if labels.is_empty() {
+                    ConstGauge::new(value).encode(metric)?;
+                    break;
+                }
+                ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        // Latencies: one gauge per quantile (HDR estimates), and the sample count.
+        let mut latencies: BTreeMap<&str, Vec<(Vec<(String, String)>, super::latency::Summary)>> =
+            BTreeMap::new();
+        for ((name, labels), summary) in self.0.latency_summaries() {
+            let labels = labels
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            latencies.entry(name).or_default().push((labels, summary));
+        }
+        for (name, series) in latencies {
+            let seconds = format!("{name}_seconds");
+            let mut metric =
+                encoder.encode_descriptor(&seconds, help(&seconds), None, MetricType::Gauge)?;
+            for (labels, summary) in &series {
+                for (quantile, value) in &summary.quantiles {
+                    let mut with_quantile = labels.clone();
+                    with_quantile.push(("quantile".to_string(), quantile.to_string()));
+                    ConstGauge::new(*value).encode(metric.encode_family(&with_quantile)?)?;
+                }
+            }
+            let samples = format!("{name}_samples");
+            let mut metric = encoder.encode_descriptor(
+                &samples,
+                "Latency samples recorded.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (labels, summary) in &series {
+                if labels.is_empty() {
+                    ConstCounter::new(summary.count).encode(metric)?;
+                    break;
+                }
+                ConstCounter::new(summary.count).encode(metric.encode_family(labels)?)?;
             }
         }
         Ok(())
@@ -112,5 +198,24 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+        metrics.set_gauge("tracked_entities", vec![("rule", "mcp-volume".into())], 12);
+        metrics.record_latencies(
+            "ingest_to_alert_latency",
+            Vec::new(),
+            [std::time::Duration::from_millis(3)],
+        );
+        let text = render(&metrics);
+        assert!(
+            text.contains("aiwarden_tracked_entities{rule=\"mcp-volume\"} 12"),
+            "{text}"
+        );
+        assert!(
+            text.contains("aiwarden_ingest_to_alert_latency_seconds{quantile=\"0.99\"} 0.003"),
+            "{text}"
+        );
+        assert!(
+            text.contains("aiwarden_ingest_to_alert_latency_samples_total 1"),
+            "{text}"
+        );
     }
 }

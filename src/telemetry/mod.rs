@@ -5,6 +5,7 @@
 //! not per record, on the hot path.
 
 pub mod exposition;
+pub mod latency;
 mod logging;
 pub mod server;
 pub mod systemd;
@@ -17,10 +18,43 @@ use std::sync::Mutex;
 /// A counter's identity: its name and its label pairs.
 pub type CounterKey = (&'static str, Vec<(&'static str, String)>);
 
-/// The agent's counters, shared by every component.
+/// The agent's counters, gauges, latency histograms and sink states, shared by every component.
 #[derive(Debug, Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<CounterKey, u64>>,
+    gauges: Mutex<BTreeMap<CounterKey, i64>>,
+    latencies: Mutex<BTreeMap<CounterKey, latency::Latency>>,
+    sinks: Mutex<BTreeMap<String, SinkHealth>>,
+}
+
+/// Lock a mutex even if a panicking holder poisoned it: counters stay usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// What a sink's last delivery attempts say about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkHealth {
+    /// Delivering (or nothing to deliver yet).
+    Healthy,
+    /// Retrying transient failures; records wait.
+    Degraded(String),
+    /// The SIEM refuses the configuration (credentials, permissions, URL); records wait.
+    Failing(String),
+}
+
+impl SinkHealth {
+    /// `healthy`, `degraded` or `failing`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SinkHealth::Healthy => "healthy",
+            SinkHealth::Degraded(_) => "degraded",
+            SinkHealth::Failing(_) => "failing",
+        }
+    }
 }
 
 impl Metrics {
@@ -33,11 +67,7 @@ impl Metrics {
         if value == 0 {
             return;
         }
-        let mut counters = match self.counters.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *counters.entry((name, labels)).or_insert(0) += value;
+        *lock(&self.counters).entry((name, labels)).or_insert(0) += value;
     }
 
     /// Lines read by a source.
@@ -117,6 +147,53 @@ impl Metrics {
     /// Events too late for the windows (older than the out-of-order allowance).
     pub fn late_events(&self, count: u64) {
         self.add("late_events_total", Vec::new(), count);
+    }
+
+    /// Set a gauge (e.g. entities tracked per rule).
+    pub fn set_gauge(&self, name: &'static str, labels: Vec<(&'static str, String)>, value: i64) {
+        lock(&self.gauges).insert((name, labels), value);
+    }
+
+    /// Record latencies (e.g. from reading a line to raising its alert).
+    pub fn record_latencies(
+        &self,
+        name: &'static str,
+        labels: Vec<(&'static str, String)>,
+        values: impl IntoIterator<Item = std::time::Duration>,
+    ) {
+        let mut latencies = lock(&self.latencies);
+        let histogram = latencies.entry((name, labels)).or_default();
+        for value in values {
+            histogram.record(value);
+        }
+    }
+
+    /// Say how a sink is doing; logged by the sink, shown by `/ready` and `aiwarden status`.
+    pub fn set_sink_health(&self, sink: &str, health: SinkHealth) {
+        let up = i64::from(!matches!(health, SinkHealth::Failing(_)));
+        lock(&self.sinks).insert(sink.to_string(), health);
+        self.set_gauge("sink_up", vec![("sink", sink.to_string())], up);
+    }
+
+    /// Every sink's state.
+    pub fn sink_health(&self) -> BTreeMap<String, SinkHealth> {
+        lock(&self.sinks).clone()
+    }
+
+    /// Every gauge.
+    pub fn gauges(&self) -> Vec<(CounterKey, i64)> {
+        lock(&self.gauges)
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    /// Latency quantiles (seconds) and counts of every histogram.
+    pub fn latency_summaries(&self) -> Vec<(CounterKey, latency::Summary)> {
+        lock(&self.latencies)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.summary()))
+            .collect()
     }
 
     /// The value of one counter (0 when never incremented).

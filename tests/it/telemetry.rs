@@ -187,3 +187,56 @@ records = "events"
     );
     assert!(!log.contains(PROMPT), "prompt text appears in the logs");
 }
+
+#[test]
+fn ready_is_503_naming_the_sink_its_siem_refuses() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mock = runtime.block_on(crate::mock::splunk_hec::HecMock::start(
+        "right-token",
+        false,
+        0,
+    ));
+    let agent = AgentDir::new();
+    std::fs::create_dir(agent.path("in")).unwrap();
+    let line = record("r-1", "2026-11-23T10:00:00Z", "u", "s", json!({})).to_string();
+    std::fs::write(agent.path("in/a.jsonl"), line + "\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    agent.write_config(&format!(
+        r#"
+[agent]
+state_dir = "{{dir}}/state"
+shutdown_grace = "500ms"
+[telemetry]
+listen = "{port}"
+[sources.audit]
+type = "file"
+include = ["{{dir}}/in/*.jsonl"]
+[sinks.splunk]
+type = "splunk_hec"
+endpoint = "{endpoint}"
+token = "wrong-token"
+records = "events"
+"#,
+        endpoint = mock.endpoint()
+    ));
+    let mut child = agent.spawn();
+    wait_until(Duration::from_secs(20), "the sink to be refused", || {
+        http_get_quiet(port, "/ready").is_some_and(|(status, _)| status == 503)
+    });
+    let (_, body) = http_get(port, "/ready");
+    assert!(body.contains("\"splunk\""), "{body}");
+    assert!(
+        body.contains("failing") && body.contains("sinks.splunk.token"),
+        "{body}"
+    );
+    assert!(terminate(&mut child, Duration::from_secs(20)).success());
+    drop(runtime);
+}
+
+fn http_get_quiet(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    std::net::TcpStream::connect(addr).ok()?;
+    Some(http_get(addr, path))
+}

@@ -119,6 +119,7 @@ async fn send(harness: &Harness, ids: &[&str]) -> AckReceiver {
         .send(SinkBatch {
             items: events(ids),
             ack,
+            read_at: std::time::Instant::now(),
         })
         .await
         .unwrap();

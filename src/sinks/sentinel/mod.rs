@@ -148,6 +148,7 @@ pub fn build(
                     .send(SinkBatch {
                         items: Arc::clone(&batch.items),
                         ack: batch.ack.clone(),
+                        read_at: batch.read_at,
                     })
                     .await;
             }

@@ -79,6 +79,7 @@ impl Emitter {
             format: self.format,
             lines,
             ack,
+            read_at: std::time::Instant::now(),
         };
         let shutdown = &self.shutdown;
         self.runtime.block_on(async {
