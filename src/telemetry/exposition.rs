@@ -64,8 +64,21 @@ fn help(name: &str) -> &'static str {
         .map_or("aiwarden metric.", |(_, help)| help)
 }
 
-/// One counter's series: label pairs and value.
-type Series = Vec<(Vec<(String, String)>, u64)>;
+/// One metric's series: label pairs and value.
+type Series<T> = Vec<(Vec<(String, String)>, T)>;
+
+/// Group series by metric name, labels as owned strings.
+fn group<T>(items: Vec<(super::CounterKey, T)>) -> BTreeMap<&'static str, Series<T>> {
+    let mut families: BTreeMap<&'static str, Series<T>> = BTreeMap::new();
+    for ((name, labels), value) in items {
+        let labels = labels
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        families.entry(name).or_default().push((labels, value));
+    }
+    families
+}
 
 #[derive(Debug)]
 struct CounterCollector(Arc<Metrics>);
@@ -73,15 +86,7 @@ struct CounterCollector(Arc<Metrics>);
 impl Collector for CounterCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         // Group the label sets of each counter under one descriptor.
-        let mut families: BTreeMap<&str, Series> = BTreeMap::new();
-        for ((name, labels), value) in self.0.snapshot() {
-            let labels = labels
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
-            families.entry(name).or_default().push((labels, value));
-        }
-        for (name, series) in families {
+        for (name, series) in group(self.0.snapshot()) {
             let base = name.strip_suffix("_total").unwrap_or(name);
             let mut metric = encoder.encode_descriptor(
                 base,
@@ -97,15 +102,7 @@ impl Collector for CounterCollector {
                 ConstCounter::new(value).encode(metric.encode_family(&labels)?)?;
             }
         }
-        let mut gauges: BTreeMap<&str, Vec<(Vec<(String, String)>, i64)>> = BTreeMap::new();
-        for ((name, labels), value) in self.0.gauges() {
-            let labels = labels
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
-            gauges.entry(name).or_default().push((labels, value));
-        }
-        for (name, series) in gauges {
+        for (name, series) in group(self.0.gauges()) {
             let mut metric =
                 encoder.encode_descriptor(name, help(name), None, MetricType::Gauge)?;
             for (labels, value) in series {
@@ -117,16 +114,7 @@ impl Collector for CounterCollector {
             }
         }
         // Latencies: one gauge per quantile (HDR estimates), and the sample count.
-        let mut latencies: BTreeMap<&str, Vec<(Vec<(String, String)>, super::latency::Summary)>> =
-            BTreeMap::new();
-        for ((name, labels), summary) in self.0.latency_summaries() {
-            let labels = labels
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
-            latencies.entry(name).or_default().push((labels, summary));
-        }
-        for (name, series) in latencies {
+        for (name, series) in group(self.0.latency_summaries()) {
             let seconds = format!("{name}_seconds");
             let mut metric =
                 encoder.encode_descriptor(&seconds, help(&seconds), None, MetricType::Gauge)?;
