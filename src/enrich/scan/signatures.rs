@@ -15,6 +15,8 @@ use std::sync::Arc;
 /// Compiled size limit of one pattern (and of the whole set, times the pattern count): a
 /// guard against a signature that would blow up, far above what a sane one needs.
 const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+/// Lazy-DFA cache of the pattern set (per thread using it).
+const SET_DFA_CACHE: usize = 32 << 20;
 /// A phrase shorter than this (after normalisation) would match all over ordinary text.
 const MIN_PHRASE_CHARS: usize = 3;
 
@@ -90,7 +92,8 @@ fn parse_file(file: &str, text: &str) -> Result<Vec<Signature>, ScanError> {
             message: e.message().to_string(),
             line: e
                 .span()
-                .map(|span| text[..span.start.min(text.len())].lines().count().max(1)),
+                .and_then(|span| text.get(..span.start))
+                .map(|before| before.matches('\n').count() + 1),
         })?;
     let mut out = Vec::new();
     for (key, value) in table {
@@ -374,6 +377,9 @@ impl Engine {
             let set = RegexSetBuilder::new(&patterns)
                 .case_insensitive(true)
                 .size_limit(PATTERN_SIZE_LIMIT.saturating_mul(patterns.len()))
+                // The set's lazy DFA builds states for all patterns at once; with the default
+                // cache it thrashes on word gaps and falls back to a far slower engine.
+                .dfa_size_limit(SET_DFA_CACHE)
                 .build()
                 .map_err(|e| ScanError::Compile {
                     message: format!("pattern set: {e}"),

@@ -306,6 +306,7 @@ fn signature_file_errors_name_file_signature_and_field() {
             "exactly one of `pattern` or `phrases`",
         ),
         ("[[signature]\n", "test.toml: invalid TOML (line 1)"),
+        ("[[signature]]\nid = \"a\"\nx = = 1\n", "test.toml: invalid TOML (line 3)"),
     ];
     for (text, expected) in cases {
         let error = one_file(text).unwrap_err().to_string();
