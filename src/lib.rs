@@ -6,6 +6,7 @@
 //! - [`sources`]: read raw lines (files, stdin) and commit positions once delivery is acknowledged.
 //! - [`decode`]: raw lines into canonical [`record::AuditRecord`]s (pure).
 //! - [`detect`]: rules over event time, producing [`record::Alert`]s (pure).
+//! - [`enrich`]: content analyses such as the prompt-injection text scanner (pure).
 //! - [`sinks`]: write alerts and events out (stdout, file; SIEMs next).
 //! - [`pipeline`]: wires sources, decode, detect and sinks; acknowledgement, shutdown.
 //! - [`config`]: TOML plus environment into a validated [`config::Config`].
@@ -21,6 +22,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod decode;
 pub mod detect;
+pub mod enrich;
 pub mod pipeline;
 pub mod record;
 pub mod sinks;
