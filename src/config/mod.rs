@@ -112,6 +112,14 @@ pub struct DetectConfig {
     /// Most evidence event ids carried by one alert.
     #[serde(default = "default_evidence_sample")]
     pub evidence_sample: usize,
+    /// Scan raw prompt/response text (when records carry it) for prompt injection, jailbreaks,
+    /// smuggled instructions, exfiltration links and system-prompt leaks. Findings become
+    /// `security_flags` (labels only, never the text), which the rules match.
+    #[serde(default = "default_scan_content")]
+    pub scan_content: bool,
+    /// Canary strings planted in your system prompts: a response containing one is a leak.
+    #[serde(default)]
+    pub system_prompt_markers: Vec<String>,
 }
 
 impl Default for DetectConfig {
@@ -123,6 +131,8 @@ impl Default for DetectConfig {
             allowed_lateness: default_allowed_lateness(),
             max_entities_per_rule: default_max_entities(),
             evidence_sample: default_evidence_sample(),
+            scan_content: default_scan_content(),
+            system_prompt_markers: Vec::new(),
         }
     }
 }
@@ -206,6 +216,9 @@ fn default_max_entities() -> usize {
 }
 fn default_evidence_sample() -> usize {
     10
+}
+fn default_scan_content() -> bool {
+    true
 }
 fn default_max_raw_bytes() -> usize {
     4096

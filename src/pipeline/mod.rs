@@ -22,6 +22,7 @@ pub mod rules;
 use crate::config::Config;
 use crate::dead_letter::DeadLetterWriter;
 use crate::detect::{Engine, EngineSettings};
+use crate::enrich::scan::Scanner;
 use crate::record::AgentInfo;
 use crate::sinks::{SinkContext, SinkError, SinkTask};
 use crate::sources::{SourceBatch, SourceContext, SourceTask};
@@ -204,6 +205,13 @@ impl Pipeline {
             ),
             sinks: sink_senders,
             metrics: Arc::clone(&metrics),
+            scanner: config.detect.scan_content.then(|| {
+                // Compiled once and shared: building the automata is the expensive part.
+                (
+                    Arc::new(Scanner::builtin()),
+                    config.detect.system_prompt_markers.clone(),
+                )
+            }),
         };
         let processor_handle = tokio::spawn(processor.run(batch_receiver));
         let sink_handles: Vec<_> = sink_tasks

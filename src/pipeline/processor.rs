@@ -4,6 +4,8 @@
 use crate::dead_letter::{DeadLetter, DeadLetterWriter};
 use crate::decode::{self, DecodeError, Reason};
 use crate::detect::Engine;
+use crate::enrich::apply_scan;
+use crate::enrich::scan::Scanner;
 use crate::record::Output;
 use crate::sinks::SinkBatch;
 use crate::sources::{LineData, SourceBatch};
@@ -13,6 +15,8 @@ use tokio::sync::mpsc;
 
 pub(super) struct Processor {
     pub engine: Engine,
+    /// The content scanner and the system-prompt canaries, when scanning is on.
+    pub scanner: Option<(Arc<Scanner>, Vec<String>)>,
     pub dead_letters: DeadLetterWriter,
     pub sinks: Vec<mpsc::Sender<SinkBatch>>,
     pub metrics: Arc<Metrics>,
@@ -64,8 +68,13 @@ impl Processor {
                         decode::decode(format, bytes, &mut decoded);
                         for result in decoded.drain(..) {
                             match result {
-                                Ok(record) => {
+                                Ok(mut record) => {
                                     records += 1;
+                                    if let Some((scanner, markers)) = &self.scanner {
+                                        if apply_scan(scanner, markers, &mut record) {
+                                            self.metrics.content_flagged(&source);
+                                        }
+                                    }
                                     self.engine.process(&record, &mut alerts);
                                     items.push(Output::Event(Arc::new(record)));
                                     if !alerts.is_empty() {

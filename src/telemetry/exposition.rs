@@ -45,6 +45,10 @@ const HELP: &[(&str, &str)] = &[
         "New entities a rule refused because it was at max_entities_per_rule.",
     ),
     (
+        "records_content_flagged",
+        "Records whose prompt or response the content scanner flagged.",
+    ),
+    (
         "sink_up",
         "1 unless the SIEM refuses the sink's configuration (see the log).",
     ),

@@ -100,6 +100,15 @@ impl Metrics {
         );
     }
 
+    /// A record whose prompt or response the scanner flagged.
+    pub fn content_flagged(&self, source: &str) {
+        self.add(
+            "records_content_flagged_total",
+            vec![("source", source.to_string())],
+            1,
+        );
+    }
+
     /// An alert raised.
     pub fn alert_raised(&self, rule: &str, severity: &str) {
         self.add(
