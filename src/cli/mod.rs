@@ -4,6 +4,7 @@
 
 mod demo;
 mod run;
+mod status;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -42,6 +43,20 @@ pub enum Command {
         /// Print nothing when the configuration is valid (for ExecStartPre and scripts).
         #[arg(short, long)]
         quiet: bool,
+        /// Also check that every sink reaches its SIEM with its credentials (sends no records;
+        /// exits 1 when one cannot).
+        #[arg(long)]
+        connect: bool,
+    },
+    /// Show a running agent's state: sources, rules and sinks, from its /ready and /metrics.
+    /// Exits 0 when ready, 1 when the agent cannot be reached, 3 when a sink is failing.
+    Status {
+        /// The configuration file (for `[telemetry] listen`).
+        #[arg(short, long, env = "AIWARDEN_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Ask this address instead of the configured one, e.g. 127.0.0.1:9598.
+        #[arg(long)]
+        address: Option<std::net::SocketAddr>,
     },
     /// Run the default rules over a bundled sample stream and print the alerts: no setup needed.
     Demo {
@@ -86,7 +101,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => run::run(&config),
-        Command::CheckConfig { config, quiet } => run::check_config(&config, quiet),
+        Command::CheckConfig {
+            config,
+            quiet,
+            connect,
+        } => run::check_config(&config, quiet, connect),
+        Command::Status { config, address } => status::status(&config, address),
         Command::Demo { json, events } => demo::demo(json, events),
     };
     match result {

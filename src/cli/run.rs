@@ -29,8 +29,11 @@ fn load(path: &Path) -> Result<(Config, usize), Failure> {
 }
 
 /// Validate and print the effective configuration.
-pub fn check_config(path: &Path, quiet: bool) -> Result<(), Failure> {
+pub fn check_config(path: &Path, quiet: bool, connect: bool) -> Result<(), Failure> {
     let (config, rule_count) = load(path)?;
+    if connect {
+        check_connections(&config)?;
+    }
     if quiet {
         return Ok(());
     }
@@ -40,6 +43,33 @@ pub fn check_config(path: &Path, quiet: bool) -> Result<(), Failure> {
         path.display()
     );
     Ok(())
+}
+
+/// Try every sink's destination; print one line per sink; fail when one cannot be reached.
+fn check_connections(config: &Config) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .map_err(Failure::runtime)?;
+    let mut failed = Vec::new();
+    for (name, sink) in config.effective_sinks() {
+        match runtime.block_on(crate::sinks::check::check(&name, &sink)) {
+            Ok(what) => eprintln!("sink {name}: OK: {what}"),
+            Err(problem) => {
+                eprintln!("sink {name}: FAILED: {problem}");
+                failed.push(name);
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::runtime(anyhow::anyhow!(
+            "cannot reach sink(s): {}",
+            failed.join(", ")
+        )))
+    }
 }
 
 /// Run the agent until stopped.

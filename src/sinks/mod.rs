@@ -8,6 +8,7 @@
 //!
 //! Adding a sink: a module here, a [`SinkConfig`] variant, and an arm in [`SinkConfig::build`].
 
+pub mod check;
 pub mod driver;
 pub mod elastic;
 mod encode;

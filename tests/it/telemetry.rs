@@ -240,3 +240,58 @@ fn http_get_quiet(addr: std::net::SocketAddr, path: &str) -> Option<(u16, String
     std::net::TcpStream::connect(addr).ok()?;
     Some(http_get(addr, path))
 }
+
+#[test]
+fn check_config_connect_reports_each_sink() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mock = runtime.block_on(crate::mock::splunk_hec::HecMock::start(
+        "right-token",
+        false,
+        0,
+    ));
+    let agent = AgentDir::new();
+    let config = |token: &str| {
+        agent.write_config(&format!(
+            r#"
+[sources.audit]
+type = "file"
+include = ["{{dir}}/in/*.jsonl"]
+[sinks.splunk]
+type = "splunk_hec"
+endpoint = "{endpoint}"
+token = "{token}"
+[sinks.archive]
+type = "file"
+path = "{{dir}}/out.jsonl"
+"#,
+            endpoint = mock.endpoint()
+        ))
+    };
+    let run = |path: &std::path::Path| {
+        std::process::Command::new(crate::util::binary())
+            .args(["check-config", "--quiet", "--connect", "--config"])
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let good = run(&config("right-token"));
+    let stderr = String::from_utf8_lossy(&good.stderr);
+    assert!(good.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sink splunk: OK: HEC is healthy"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("sink archive: OK"), "{stderr}");
+    let bad = run(&config("wrong-token"));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("sink splunk: FAILED: the token is invalid"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wrong-token"),
+        "the token is never printed: {stderr}"
+    );
+    drop(runtime);
+}

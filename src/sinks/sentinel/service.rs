@@ -83,6 +83,14 @@ impl TokenCache {
         }
     }
 
+    /// Fetch a token now: `Ok` when the identity provider accepts the app's credentials.
+    pub async fn check(&self) -> Result<(), String> {
+        match self.get(true).await {
+            Ok(_) => Ok(()),
+            Err(TokenError::Refused(reason)) | Err(TokenError::Unavailable(reason)) => Err(reason),
+        }
+    }
+
     /// A valid `Bearer` header, fetching a token when there is none or it is due for refresh.
     async fn get(&self, force_refresh: bool) -> Result<HeaderValue, TokenError> {
         let mut cached = self.cached.lock().await;

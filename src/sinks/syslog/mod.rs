@@ -200,3 +200,27 @@ pub fn build(
 
 #[cfg(test)]
 mod tests;
+
+/// `check-config --connect`: open a connection (TCP, or TCP and the TLS handshake) and close it.
+pub async fn check(config: &SyslogSinkConfig, sink: &str) -> Result<String, String> {
+    let (host, port) = config
+        .host_port()
+        .map_err(|reason| format!("address: {reason}"))?;
+    let tls = match config.transport {
+        Transport::Udp => return Ok("UDP: nothing to connect to (fire-and-forget)".into()),
+        Transport::Tcp => None,
+        Transport::Tls => Some(TlsSettings {
+            connector: tls::connector(sink, &config.tls)
+                .map_err(|error| format!("tls: {error}"))?,
+            server_name: tls::server_name(&host).map_err(|error| format!("address: {error}"))?,
+        }),
+    };
+    let secure = tls.is_some();
+    StreamTransport::new(sink, host.clone(), port, tls, config.request.timeout)
+        .probe()
+        .await?;
+    Ok(format!(
+        "connected to {host}:{port}{}",
+        if secure { " (TLS handshake OK)" } else { "" }
+    ))
+}

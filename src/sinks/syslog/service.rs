@@ -126,6 +126,15 @@ impl StreamTransport {
         }
     }
 
+    /// Connect (and for TLS, complete the handshake) once, then close: `check-config --connect`.
+    pub async fn probe(&self) -> Result<(), String> {
+        match tokio::time::timeout(self.timeout, self.connect()).await {
+            Ok(Ok(_connection)) => Ok(()),
+            Ok(Err(reason)) => Err(reason),
+            Err(_) => Err(format!("no connection within {:?}", self.timeout)),
+        }
+    }
+
     async fn connect(&self) -> Result<Connection, String> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
