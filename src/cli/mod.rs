@@ -10,6 +10,43 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The rest of the manual, shown by `aiwarden --help` (the package ships no separate man page).
+const MANUAL: &str = "\
+FILES
+  /etc/aiwarden/aiwarden.toml        configuration (annotated; every key with its default)
+  /etc/aiwarden/rules.d/             rule overrides
+  /usr/share/aiwarden/rules/         the default rule pack (also built into the binary)
+  /usr/share/aiwarden/connectors/    SIEM assets: Splunk add-on, Elastic templates, Sentinel tables and DCR
+  /var/lib/aiwarden/checkpoints/     how far each file has been read (committed after delivery)
+  /var/lib/aiwarden/dead_letter.jsonl        input that could not be used, with the reason
+  /var/lib/aiwarden/dead_letter/<sink>.jsonl records a SIEM rejected, with its reason
+
+ENVIRONMENT
+  AIWARDEN_CONFIG                    the configuration file (instead of --config)
+  AIWARDEN__<SECTION>__<KEY>=value   override any configuration key, e.g. AIWARDEN__AGENT__LOG_LEVEL=debug
+  RUST_LOG                           log filter (wins over [agent] log_level)
+
+SIGNALS
+  SIGTERM, SIGINT   stop reading, deliver what is in flight within [agent] shutdown_grace, save
+                    checkpoints, exit 0; a second signal exits at once (nothing acknowledged is lost)
+  SIGHUP            validate the configuration and rules on disk and log the outcome
+
+ENDPOINTS (loopback, [telemetry] listen, default 127.0.0.1:9598)
+  /metrics          Prometheus text: counters, tracked entities, HDR latency quantiles
+  /health           liveness
+  /ready            200 unless a SIEM refuses a sink's configuration
+
+EXIT CODES
+  0  success    1  runtime failure (or a sink unreachable with --connect)
+  2  configuration or usage error    3  status: a sink is failing
+
+EXAMPLES
+  aiwarden demo
+  aiwarden check-config --config /etc/aiwarden/aiwarden.toml --connect
+  zcat audit-2026-11.jsonl.gz | aiwarden run --config pipe.toml   (with a [sources.x] type = \"stdin\")
+  aiwarden status
+";
+
 /// The default configuration file of a packaged install.
 pub const DEFAULT_CONFIG: &str = "/etc/aiwarden/aiwarden.toml";
 
@@ -17,7 +54,7 @@ pub const DEFAULT_CONFIG: &str = "/etc/aiwarden/aiwarden.toml";
 /// calls), detects anomalous or policy-breaking use, and writes tagged alerts and normalised
 /// events to your SIEM or local files.
 #[derive(Debug, Parser)]
-#[command(name = "aiwarden", version, about, long_about = None)]
+#[command(name = "aiwarden", version, about, long_about = None, after_long_help = MANUAL)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
