@@ -206,11 +206,14 @@ impl Pipeline {
             sinks: sink_senders,
             metrics: Arc::clone(&metrics),
             scanner: config.detect.scan_content.then(|| {
-                // Compiled once and shared: building the automata is the expensive part.
-                (
-                    Arc::new(Scanner::builtin()),
-                    config.detect.system_prompt_markers.clone(),
-                )
+                // Compiling the automata takes a while (a second in a debug build): do it off
+                // the data path so records without raw text never wait for it.
+                let scanner = Arc::new(std::sync::OnceLock::new());
+                let background = Arc::clone(&scanner);
+                std::thread::spawn(move || {
+                    background.get_or_init(Scanner::builtin);
+                });
+                (scanner, config.detect.system_prompt_markers.clone())
             }),
         };
         let processor_handle = tokio::spawn(processor.run(batch_receiver));

@@ -10,13 +10,14 @@ use crate::record::Output;
 use crate::sinks::SinkBatch;
 use crate::sources::{LineData, SourceBatch};
 use crate::telemetry::Metrics;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 pub(super) struct Processor {
     pub engine: Engine,
-    /// The content scanner and the system-prompt canaries, when scanning is on.
-    pub scanner: Option<(Arc<Scanner>, Vec<String>)>,
+    /// The content scanner (compiled in the background at start) and the system-prompt
+    /// canaries, when scanning is on.
+    pub scanner: Option<(Arc<OnceLock<Scanner>>, Vec<String>)>,
     pub dead_letters: DeadLetterWriter,
     pub sinks: Vec<mpsc::Sender<SinkBatch>>,
     pub metrics: Arc<Metrics>,
@@ -70,7 +71,13 @@ impl Processor {
                             match result {
                                 Ok(mut record) => {
                                     records += 1;
-                                    if let Some((scanner, markers)) = &self.scanner {
+                                    let has_text = record.prompt_raw.is_some()
+                                        || record.response_raw.is_some();
+                                    if let Some((scanner, markers)) =
+                                        self.scanner.as_ref().filter(|_| has_text)
+                                    {
+                                        // Waits only if the background compile is still running.
+                                        let scanner = scanner.get_or_init(Scanner::builtin);
                                         if apply_scan(scanner, markers, &mut record) {
                                             self.metrics.content_flagged(&source);
                                         }

@@ -68,6 +68,10 @@ fn rename_rotation_while_writing_delivers_every_line_once() {
     let path = agent.path("in/audit.jsonl");
     let mut file = std::fs::File::create(&path).unwrap();
     let child = agent.spawn();
+    // Rotations before the agent is up would be rotated past a file it never saw.
+    wait_until(Duration::from_secs(20), "startup", || {
+        agent.log().contains("aiwarden started")
+    });
     for n in 0..LINES {
         writeln!(file, "{}", line(n)).unwrap();
         if n % 1000 == 999 {
@@ -92,6 +96,9 @@ fn copy_truncate_while_writing_delivers_every_line_once() {
         .open(&path)
         .unwrap();
     let child = agent.spawn();
+    wait_until(Duration::from_secs(20), "startup", || {
+        agent.log().contains("aiwarden started")
+    });
     let mut written = 0;
     for round in 0..3 {
         for _ in 0..LINES / 3 {

@@ -3,7 +3,7 @@
 use crate::config::Secret;
 use crate::record::Severity;
 use crate::sinks::util::batch::BatchConfig;
-use crate::sinks::util::http::TlsConfig;
+use crate::sinks::util::http::{validate_url, TlsConfig};
 use crate::sinks::util::retry::RequestConfig;
 use crate::sinks::{default_min_severity, RecordKinds, Routing};
 use serde::{Deserialize, Serialize};
@@ -81,16 +81,7 @@ impl ElasticSinkConfig {
 
     /// Check what serde cannot.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        match reqwest::Url::parse(&self.endpoint) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-            Ok(_) => {
-                return Err((
-                    "endpoint".into(),
-                    "must be an http:// or https:// URL".into(),
-                ))
-            }
-            Err(error) => return Err(("endpoint".into(), format!("not a URL: {error}"))),
-        }
+        validate_url("endpoint", &self.endpoint)?;
         // Data stream names: lowercase, no `-` in the namespace, at most 100 bytes.
         let plain = !self.namespace.is_empty()
             && self.namespace.len() <= 100

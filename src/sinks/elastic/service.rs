@@ -3,9 +3,9 @@
 
 use crate::sinks::driver::{Classified, ItemVerdict};
 use crate::sinks::util::http::error_chain;
-use crate::sinks::util::retry::parse_retry_after;
+use crate::sinks::util::retry::retry_after;
 use bytes::Bytes;
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -144,11 +144,7 @@ impl BulkService {
             }
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = retry_after(response.headers());
         match response.bytes().await {
             Ok(bytes) => classify(&self.sink, status, retry_after, &bytes, count),
             Err(error) => Classified::Retry {

@@ -3,7 +3,7 @@
 use crate::config::Secret;
 use crate::record::Severity;
 use crate::sinks::util::batch::BatchConfig;
-use crate::sinks::util::http::TlsConfig;
+use crate::sinks::util::http::{validate_url, TlsConfig};
 use crate::sinks::util::retry::RequestConfig;
 use crate::sinks::{default_min_severity, RecordKinds, Routing};
 use serde::{Deserialize, Serialize};
@@ -83,15 +83,8 @@ impl SentinelSinkConfig {
 
     /// Check what serde cannot.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        for (key, url) in [
-            ("ingestion_endpoint", &self.ingestion_endpoint),
-            ("authority_host", &self.authority_host),
-        ] {
-            match reqwest::Url::parse(url) {
-                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
-                _ => return Err((key.into(), format!("`{url}` is not an http(s) URL"))),
-            }
-        }
+        validate_url("ingestion_endpoint", &self.ingestion_endpoint)?;
+        validate_url("authority_host", &self.authority_host)?;
         for (key, value) in [
             ("tenant_id", &self.tenant_id),
             ("client_id", &self.client_id),

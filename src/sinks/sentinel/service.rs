@@ -4,9 +4,9 @@
 
 use crate::sinks::driver::Classified;
 use crate::sinks::util::http::error_chain;
-use crate::sinks::util::retry::parse_retry_after;
+use crate::sinks::util::retry::retry_after;
 use bytes::Bytes;
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use std::time::Duration;
@@ -268,11 +268,7 @@ impl IngestionService {
                 refreshed = true;
                 continue;
             }
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|value| value.to_str().ok())
-                .and_then(parse_retry_after);
+            let retry_after = retry_after(response.headers());
             let bytes = response.bytes().await.unwrap_or_default();
             let classified = classify(
                 &self.sink,

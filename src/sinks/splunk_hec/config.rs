@@ -3,7 +3,7 @@
 use crate::config::Secret;
 use crate::record::Severity;
 use crate::sinks::util::batch::BatchConfig;
-use crate::sinks::util::http::TlsConfig;
+use crate::sinks::util::http::{validate_url, TlsConfig};
 use crate::sinks::util::retry::RequestConfig;
 use crate::sinks::{default_min_severity, RecordKinds, Routing};
 use serde::{Deserialize, Serialize};
@@ -80,16 +80,7 @@ impl SplunkHecSinkConfig {
 
     /// Check what serde cannot.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        match reqwest::Url::parse(&self.endpoint) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-            Ok(_) => {
-                return Err((
-                    "endpoint".into(),
-                    "must be an http:// or https:// URL".into(),
-                ))
-            }
-            Err(error) => return Err(("endpoint".into(), format!("not a URL: {error}"))),
-        }
+        validate_url("endpoint", &self.endpoint)?;
         if let Some(index) = &self.index {
             if index.trim().is_empty() {
                 return Err(("index".into(), "must not be empty when set".into()));

@@ -3,9 +3,9 @@
 
 use crate::sinks::driver::{Classified, ItemVerdict};
 use crate::sinks::util::http::error_chain;
-use crate::sinks::util::retry::parse_retry_after;
+use crate::sinks::util::retry::retry_after;
 use bytes::Bytes;
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -165,11 +165,7 @@ impl HecService {
             Err(error) => return transport_error(&error),
         };
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = retry_after(response.headers());
         let reply: HecReply = match response.bytes().await {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
             Err(error) => return transport_error(&error),

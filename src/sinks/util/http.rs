@@ -86,6 +86,15 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, ClientError> {
     })
 }
 
+/// Check that `url` is an http(s) URL; the error names `key` (relative to the sink).
+pub fn validate_url(key: &str, url: &str) -> Result<(), (String, String)> {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(()),
+        Ok(_) => Err((key.into(), "must be an http:// or https:// URL".into())),
+        Err(error) => Err((key.into(), format!("`{url}` is not a URL: {error}"))),
+    }
+}
+
 /// Build the client for one sink.
 pub fn build_client(
     sink: &str,

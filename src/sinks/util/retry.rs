@@ -123,6 +123,14 @@ impl Backoff {
     }
 }
 
+/// The `Retry-After` of an answer, if it has a usable one.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_retry_after)
+}
+
 /// Parse a `Retry-After` value: delta seconds or an HTTP date. Capped at one hour.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
