@@ -1,4 +1,5 @@
-//! Decode + detect throughput on a realistic event mix (criterion).
+//! Decode, scan and detect throughput on a realistic event mix (criterion), with every rule of
+//! the default pack.
 //!
 //! The mix: 2,000 users in 8 departments, sessions of ~40 events; 70 % model calls, 15 % MCP
 //! calls, 10 % session start/end, 5 % policy events; ~10 % carry 200–2,000 characters of prompt
@@ -165,6 +166,24 @@ fn bench(c: &mut Criterion) {
                 let mut alerts = Vec::new();
                 for line in &lines {
                     if let Ok(record) = decode_native(line.as_bytes()) {
+                        engine.process(&record, &mut alerts);
+                    }
+                    alerts.clear();
+                }
+                engine
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    let scanner = aiwarden::enrich::scan::Scanner::builtin();
+    group.bench_function("decode_scan_detect", |b| {
+        b.iter_batched(
+            engine,
+            |mut engine| {
+                let mut alerts = Vec::new();
+                for line in &lines {
+                    if let Ok(mut record) = decode_native(line.as_bytes()) {
+                        aiwarden::enrich::apply_scan(&scanner, &[], &mut record);
                         engine.process(&record, &mut alerts);
                     }
                     alerts.clear();
