@@ -13,9 +13,12 @@ use tokio_util::sync::CancellationToken;
 /// Load the configuration and everything it points to, exactly as `run` does.
 fn load(path: &Path) -> Result<(Config, usize), Failure> {
     let config = Config::load(path).map_err(Failure::config)?;
-    let rule_set = rules::load_rules(config.detect.rules_dir.as_deref())
-        .with_context(|| format!("{}: key `detect.rules_dir`", path.display()))
-        .map_err(Failure::config)?;
+    let rule_set = rules::load_rules_with_overrides(
+        config.detect.rules_dir.as_deref(),
+        config.detect.overrides_dir.as_deref(),
+    )
+    .with_context(|| format!("{}: key `detect.rules_dir`", path.display()))
+    .map_err(Failure::config)?;
     rules::load_entitlements(config.detect.entitlements_file.as_deref())
         .with_context(|| format!("{}: key `detect.entitlements_file`", path.display()))
         .map_err(Failure::config)?;

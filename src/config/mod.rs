@@ -103,6 +103,11 @@ pub struct DetectConfig {
     /// built-in default (Monday to Friday, 08:00 to 18:00 UTC), when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendars_file: Option<PathBuf>,
+    /// Directory of rule overrides (e.g. `/etc/aiwarden/rules.d`): each file names a rule by
+    /// `id` and changes only the keys it gives (`enabled = false`, another threshold); a file
+    /// with a new `id` adds a rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrides_dir: Option<PathBuf>,
     /// How far behind the newest event time an event may arrive and still count in windows.
     #[serde(default = "default_allowed_lateness", with = "duration")]
     pub allowed_lateness: Duration,
@@ -128,6 +133,7 @@ impl Default for DetectConfig {
             rules_dir: None,
             entitlements_file: None,
             calendars_file: None,
+            overrides_dir: None,
             allowed_lateness: default_allowed_lateness(),
             max_entities_per_rule: default_max_entities(),
             evidence_sample: default_evidence_sample(),

@@ -134,7 +134,10 @@ impl Pipeline {
             }
         })?;
 
-        let rules = rules::load_rules(config.detect.rules_dir.as_deref())?;
+        let rules = rules::load_rules_with_overrides(
+            config.detect.rules_dir.as_deref(),
+            config.detect.overrides_dir.as_deref(),
+        )?;
         let entitlements = rules::load_entitlements(config.detect.entitlements_file.as_deref())?;
         let calendars = rules::load_calendars(
             config.detect.calendars_file.as_deref(),

@@ -109,6 +109,82 @@ pub fn load_rules(dir: Option<&Path>) -> Result<RuleSet, RulesLoadError> {
     Ok(RuleSet::parse(&rule_files(dir)?)?)
 }
 
+/// Load the rules of `dir` (or the built-in pack), changed by the files of `overrides`.
+pub fn load_rules_with_overrides(
+    dir: Option<&Path>,
+    overrides: Option<&Path>,
+) -> Result<RuleSet, RulesLoadError> {
+    let files = rule_files(dir)?;
+    let files = match overrides {
+        Some(overrides) => apply_overrides(files, &rule_files(Some(overrides))?)?,
+        None => files,
+    };
+    Ok(RuleSet::parse(&files)?)
+}
+
+/// Apply override files to rule files.
+///
+/// An override names a rule by `id` and gives only the keys to change (`enabled = false`, a new
+/// `[threshold]` tier list, another `suppress`): tables are merged key by key, anything else
+/// (numbers, strings, arrays) replaces the shipped value. An override whose `id` is not in the
+/// pack is a rule of its own and is added. So an analyst never copies a shipped rule to tune it,
+/// and an upgrade of the pack keeps the tuning.
+pub fn apply_overrides(
+    mut files: Vec<RuleFile>,
+    overrides: &[RuleFile],
+) -> Result<Vec<RuleFile>, RulesLoadError> {
+    let invalid = |file: &str, message: String| {
+        RulesLoadError::Invalid(RuleError {
+            file: file.to_string(),
+            message,
+        })
+    };
+    for override_file in overrides {
+        let changes: toml::Table = toml::from_str(&override_file.text)
+            .map_err(|error| invalid(&override_file.name, format!("not valid TOML: {error}")))?;
+        let Some(id) = changes.get("id").and_then(toml::Value::as_str) else {
+            return Err(invalid(
+                &override_file.name,
+                "an override needs the `id` of the rule it changes".into(),
+            ));
+        };
+        let base = files.iter_mut().find(|file| {
+            toml::from_str::<toml::Table>(&file.text)
+                .ok()
+                .and_then(|table| table.get("id").and_then(|v| v.as_str().map(str::to_string)))
+                .as_deref()
+                == Some(id)
+        });
+        match base {
+            None => files.push(override_file.clone()),
+            Some(base) => {
+                let mut table: toml::Table = toml::from_str(&base.text)
+                    .map_err(|error| invalid(&base.name, format!("not valid TOML: {error}")))?;
+                merge(&mut table, changes);
+                base.text = toml::to_string(&table).map_err(|error| {
+                    invalid(&override_file.name, format!("cannot apply: {error}"))
+                })?;
+                base.name = format!("{} (overridden by {})", base.name, override_file.name);
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Merge `changes` into `base`: tables recursively, everything else replaced.
+fn merge(base: &mut toml::Table, changes: toml::Table) {
+    for (key, value) in changes {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(existing)), toml::Value::Table(inner)) => {
+                merge(existing, inner)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
 /// Load the entitlements file, or none (nobody is entitled to restricted data).
 pub fn load_entitlements(path: Option<&Path>) -> Result<Entitlements, RulesLoadError> {
     match path {
@@ -151,6 +227,24 @@ pub fn load_calendars(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overrides_need_an_id_and_typos_name_both_files() {
+        let pack = rule_files(None).unwrap();
+        let no_id = RuleFile {
+            name: "rules.d/x.toml".into(),
+            text: "enabled = false\n".into(),
+        };
+        let error = apply_overrides(pack.clone(), &[no_id]).unwrap_err().to_string();
+        assert!(error.contains("rules.d/x.toml") && error.contains("`id`"), "{error}");
+        let typo = RuleFile {
+            name: "rules.d/typo.toml".into(),
+            text: "id = \"mcp-volume\"\nenabld = false\n".into(),
+        };
+        let merged = apply_overrides(pack, &[typo]).unwrap();
+        let error = RuleSet::parse(&merged).unwrap_err().to_string();
+        assert!(error.contains("rules.d/typo.toml") && error.contains("enabld"), "{error}");
+    }
     use chrono::{DateTime, Utc};
 
     fn utc(text: &str) -> DateTime<Utc> {

@@ -280,3 +280,80 @@ fn an_injection_in_the_prompt_raises_a_critical_alert_and_benign_text_nothing() 
     let benign = events.iter().find(|e| e["event_id"] == "ok-1").unwrap();
     assert!(benign.get("security_flags").is_none(), "{benign}");
 }
+
+#[test]
+fn an_override_retunes_a_shipped_rule_and_another_disables_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = dir.path().join("rules.d");
+    std::fs::create_dir(&overrides).unwrap();
+    // Only the keys that change: the first tier's bound, and a rule switched off.
+    std::fs::write(
+        overrides.join("mcp-volume.toml"),
+        "id = \"mcp-volume\"\n[[threshold.tiers]]\nwindow = \"10m\"\nabove = 55\n",
+    )
+    .unwrap();
+    std::fs::write(
+        overrides.join("quiet.toml"),
+        "id = \"restricted-unauthorised\"\nenabled = false\n",
+    )
+    .unwrap();
+    let rules =
+        aiwarden::pipeline::rules::load_rules_with_overrides(None, Some(&overrides)).unwrap();
+    let shipped = aiwarden::pipeline::rules::load_rules(None).unwrap();
+    assert_eq!(rules.len() + 1, shipped.len(), "one rule disabled");
+
+    let mut config = Config::default();
+    config.agent.state_dir = dir.path().join("state");
+    config.detect.overrides_dir = Some(overrides);
+    config.sinks.insert(
+        "alerts".into(),
+        SinkConfig::File(FileSinkConfig {
+            path: dir.path().join("alerts.jsonl"),
+            records: RecordKinds::Alerts,
+            min_severity: aiwarden::record::Severity::Low,
+            forward_content: false,
+            fsync: false,
+        }),
+    );
+    let mut input = Vec::new();
+    for n in 0..60u32 {
+        let line = record(
+            &format!("b-{n}"),
+            &time(23, 10, n * 5 / 60, n * 5 % 60),
+            "eve",
+            "s-o",
+            json!({"event_type": "mcp_call", "data_classification": "restricted"}),
+        );
+        input.extend_from_slice(line.to_string().as_bytes());
+        input.push(b'\n');
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut pipeline = Pipeline::new(config);
+        pipeline.add_source(
+            "fixture",
+            Box::new(move |context| {
+                Box::pin(async move {
+                    read_stream(
+                        input.as_slice(),
+                        "fixture",
+                        Format::Native,
+                        1 << 20,
+                        context,
+                    )
+                    .await
+                })
+            }),
+        );
+        pipeline.run(Shutdown::new()).await.unwrap();
+    });
+    let alerts = read_json_lines(&dir.path().join("alerts.jsonl"));
+    let mcp = only(&alerts, "mcp-volume");
+    assert_eq!(mcp.len(), 1, "{alerts:#?}");
+    assert_eq!(mcp[0]["threshold"], 55.0);
+    assert_eq!(mcp[0]["observed"], 56.0);
+    assert!(
+        only(&alerts, "restricted-unauthorised").is_empty(),
+        "disabled by the override"
+    );
+}
