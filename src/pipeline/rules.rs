@@ -115,7 +115,8 @@ pub fn load_rules_with_overrides(
     overrides: Option<&Path>,
 ) -> Result<RuleSet, RulesLoadError> {
     let files = rule_files(dir)?;
-    let files = match overrides {
+    // No directory is no overrides: the package creates it, a hand install may not.
+    let files = match overrides.filter(|dir| dir.exists()) {
         Some(overrides) => apply_overrides(files, &rule_files(Some(overrides))?)?,
         None => files,
     };
