@@ -117,6 +117,10 @@ pub struct DetectConfig {
     /// Most evidence event ids carried by one alert.
     #[serde(default = "default_evidence_sample")]
     pub evidence_sample: usize,
+    /// How often detection state (windows, baselines) is saved to `<state_dir>`; it is also
+    /// saved at every clean stop and restored at start.
+    #[serde(default = "default_snapshot_interval", with = "duration")]
+    pub snapshot_interval: Duration,
     /// Scan raw prompt/response text (when records carry it) for prompt injection, jailbreaks,
     /// smuggled instructions, exfiltration links and system-prompt leaks. Findings become
     /// `security_flags` (labels only, never the text), which the rules match.
@@ -137,6 +141,7 @@ impl Default for DetectConfig {
             allowed_lateness: default_allowed_lateness(),
             max_entities_per_rule: default_max_entities(),
             evidence_sample: default_evidence_sample(),
+            snapshot_interval: default_snapshot_interval(),
             scan_content: default_scan_content(),
             system_prompt_markers: Vec::new(),
         }
@@ -222,6 +227,9 @@ fn default_max_entities() -> usize {
 }
 fn default_evidence_sample() -> usize {
     10
+}
+fn default_snapshot_interval() -> Duration {
+    Duration::from_secs(300)
 }
 fn default_scan_content() -> bool {
     true

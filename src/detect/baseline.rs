@@ -7,7 +7,7 @@
 pub(crate) const DAY_MS: i64 = 86_400_000;
 
 /// One entity's daily sums: the current day and the `history_days` before it.
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DailyTotals {
     /// Ring indexed by `day mod len`; `len = history_days + 1`.
     sums: Box<[f64]>,

@@ -1,7 +1,7 @@
 //! Suppression: one alert per rule, tier and entity per `suppress` window of event time.
 
 /// Suppression state of one rule tier for one entity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Suppression {
     /// Event time (ms) of the alert that opened the window.
     opened: i64,

@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 
 /// The distinct values one entity showed within the rule's window.
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DistinctValues {
     /// Hash of the value to (last seen, id of the event that last showed it).
     seen: HashMap<u64, (i64, Box<str>)>,

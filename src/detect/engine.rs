@@ -18,6 +18,11 @@ use crate::record::{Alert, AuditRecord, Evidence, FieldValue};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+#[path = "snapshot.rs"]
+mod snapshot;
+
+pub use snapshot::{RestoreReport, Snapshot, SNAPSHOT_VERSION};
+
 /// Records between periodic eviction sweeps.
 pub const SWEEP_EVERY: u64 = 16_384;
 
@@ -72,7 +77,7 @@ struct Store {
 }
 
 /// One entity of one rule.
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Entity {
     /// Newest event time (ms) of the entity, for eviction.
     newest: i64,
@@ -81,7 +86,7 @@ struct Entity {
     state: State,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum State {
     Match,
     Threshold(Window),

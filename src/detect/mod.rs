@@ -38,7 +38,7 @@ mod window;
 mod tests;
 
 pub use calendar::Calendars;
-pub use engine::{Engine, EngineStats, RuleStats};
+pub use engine::{Engine, EngineStats, RestoreReport, RuleStats, Snapshot, SNAPSHOT_VERSION};
 pub use entitlements::Entitlements;
 pub use rules::{RuleInfo, RuleSet};
 

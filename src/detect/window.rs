@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 
 /// The entries of one entity within the rule's longest window, plus a running total per tier.
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Window {
     /// Sorted by `ts`; equal times keep arrival order.
     entries: VecDeque<Entry>,
@@ -21,7 +21,7 @@ pub(crate) struct Window {
 }
 
 /// One event's contribution; the id is kept for evidence.
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Entry {
     ts: i64,
     value: f64,
@@ -29,7 +29,7 @@ struct Entry {
 }
 
 /// A tier's window `(newest - width, newest]`, as the index of its first entry and its totals.
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Span {
     width: i64,
     start: usize,

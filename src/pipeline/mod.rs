@@ -18,6 +18,7 @@
 pub mod ack;
 mod processor;
 pub mod rules;
+pub mod snapshot;
 
 use crate::config::Config;
 use crate::dead_letter::DeadLetterWriter;
@@ -143,7 +144,7 @@ impl Pipeline {
             config.detect.calendars_file.as_deref(),
             config.detect.rules_dir.as_deref(),
         )?;
-        let engine = Engine::new(
+        let mut engine = Engine::new(
             rules,
             entitlements,
             EngineSettings {
@@ -155,6 +156,9 @@ impl Pipeline {
             },
         )
         .with_calendars(calendars);
+
+        let snapshot_path = snapshot::path(&config.agent.state_dir);
+        snapshot::restore(&mut engine, &snapshot_path);
 
         let capacity = config.agent.channel_capacity;
         let mut sink_senders = Vec::new();
@@ -208,6 +212,8 @@ impl Pipeline {
             ),
             sinks: sink_senders,
             metrics: Arc::clone(&metrics),
+            snapshot_path,
+            snapshot_every: config.detect.snapshot_interval,
             scanner: config.detect.scan_content.then(|| {
                 // Compiling the automata takes a while (a second in a debug build): do it off
                 // the data path so records without raw text never wait for it.

@@ -21,10 +21,14 @@ pub(super) struct Processor {
     pub dead_letters: DeadLetterWriter,
     pub sinks: Vec<mpsc::Sender<SinkBatch>>,
     pub metrics: Arc<Metrics>,
+    /// Where detection state is saved, and how often.
+    pub snapshot_path: std::path::PathBuf,
+    pub snapshot_every: std::time::Duration,
 }
 
 impl Processor {
     pub async fn run(mut self, mut batches: mpsc::Receiver<SourceBatch>) {
+        let mut last_snapshot = std::time::Instant::now();
         let mut decoded = Vec::new();
         let mut alerts = Vec::new();
         while let Some(batch) = batches.recv().await {
@@ -134,6 +138,18 @@ impl Processor {
             } else {
                 ack.delivered();
             }
+            if last_snapshot.elapsed() >= self.snapshot_every {
+                self.save_snapshot();
+                last_snapshot = std::time::Instant::now();
+            }
+        }
+        // Drained: everything read has been processed, so the state matches the checkpoints.
+        self.save_snapshot();
+    }
+
+    fn save_snapshot(&self) {
+        if let Err(error) = super::snapshot::save(&self.engine, &self.snapshot_path) {
+            tracing::error!(path = %self.snapshot_path.display(), %error, "Cannot save the detection state; retrying at the next interval.");
         }
     }
 }

@@ -236,15 +236,23 @@ mod tests {
             name: "rules.d/x.toml".into(),
             text: "enabled = false\n".into(),
         };
-        let error = apply_overrides(pack.clone(), &[no_id]).unwrap_err().to_string();
-        assert!(error.contains("rules.d/x.toml") && error.contains("`id`"), "{error}");
+        let error = apply_overrides(pack.clone(), &[no_id])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("rules.d/x.toml") && error.contains("`id`"),
+            "{error}"
+        );
         let typo = RuleFile {
             name: "rules.d/typo.toml".into(),
             text: "id = \"mcp-volume\"\nenabld = false\n".into(),
         };
         let merged = apply_overrides(pack, &[typo]).unwrap();
         let error = RuleSet::parse(&merged).unwrap_err().to_string();
-        assert!(error.contains("rules.d/typo.toml") && error.contains("enabld"), "{error}");
+        assert!(
+            error.contains("rules.d/typo.toml") && error.contains("enabld"),
+            "{error}"
+        );
     }
     use chrono::{DateTime, Utc};
 

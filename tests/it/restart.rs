@@ -119,3 +119,91 @@ fn kill_9_mid_file_then_restart_loses_nothing_and_repeats_at_most_the_in_flight_
         "{duplicates} duplicates exceed the in-flight bound"
     );
 }
+
+#[test]
+fn baselines_survive_a_restart() {
+    let agent = AgentDir::new();
+    std::fs::create_dir(agent.path("in")).unwrap();
+    agent.write_config(
+        r#"
+[agent]
+state_dir = "{dir}/state"
+[sources.audit]
+type = "file"
+include = ["{dir}/in/*.jsonl"]
+[sinks.alerts]
+type = "file"
+path = "{dir}/alerts.jsonl"
+records = "alerts"
+[sinks.events]
+type = "file"
+path = "{dir}/events.jsonl"
+records = "events"
+"#,
+    );
+    // Five ordinary days of 20,000 tokens.
+    let mut history = Vec::new();
+    for day in 16..21u32 {
+        for n in 0..10u32 {
+            history.push(record(
+                &format!("h-{day}-{n}"),
+                &format!("2026-11-{day:02}T{:02}:00:00Z", 9 + n),
+                "tina",
+                "s",
+                json!({"prompt_tokens": 1500, "completion_tokens": 500}),
+            ));
+        }
+    }
+    crate::util::write_lines(&agent.path("in/audit.jsonl"), &history);
+    let mut child = agent.spawn();
+    wait_until(Duration::from_secs(20), "the history", || {
+        count_lines(&agent.path("events.jsonl")) >= 50
+    });
+    assert!(terminate(&mut child, Duration::from_secs(20)).success());
+    assert!(
+        agent.path("state/detection-state.json").exists(),
+        "state saved at stop"
+    );
+
+    // The spike arrives after the restart; the history is not read again (checkpoint).
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(agent.path("in/audit.jsonl"))
+        .unwrap();
+    for n in 0..10u32 {
+        let line = record(
+            &format!("spike-{n}"),
+            &format!("2026-11-21T{:02}:00:00Z", 9 + n),
+            "tina",
+            "s2",
+            json!({"prompt_tokens": 8000, "completion_tokens": 2000}),
+        );
+        std::io::Write::write_all(&mut file, format!("{line}\n").as_bytes()).unwrap();
+    }
+    let mut child = agent.spawn();
+    wait_until(Duration::from_secs(20), "the spike", || {
+        count_lines(&agent.path("events.jsonl")) >= 60
+    });
+    assert!(terminate(&mut child, Duration::from_secs(20)).success());
+    assert_eq!(
+        count_lines(&agent.path("events.jsonl")),
+        60,
+        "no line read twice"
+    );
+    let alerts = read_json_lines(&agent.path("alerts.jsonl"));
+    let spikes: Vec<_> = alerts
+        .iter()
+        .filter(|a| a["rule_id"] == "token-spike")
+        .collect();
+    assert_eq!(
+        spikes.len(),
+        1,
+        "the restored baseline saw the spike: {alerts:#?}"
+    );
+    assert_eq!(spikes[0]["baseline"], 20000.0);
+    assert!(
+        agent.log().contains("Detection state restored"),
+        "{}",
+        agent.log()
+    );
+}

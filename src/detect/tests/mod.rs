@@ -8,6 +8,7 @@ mod engine;
 mod operators;
 mod pack;
 mod rules;
+mod snapshot;
 mod syntax;
 mod window;
 mod zscore;
