@@ -197,3 +197,83 @@ pub(crate) fn peek_id(text: &str) -> Option<String> {
     let table: toml::Table = text.parse().ok()?;
     table.get("id")?.as_str().map(|id| id.trim().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: &str = r#"
+id = "r.one"
+enabled = true
+suppress = "10m"
+[threshold]
+aggregate = "count"
+[[threshold.tiers]]
+window = "10m"
+above = 50
+"#;
+
+    fn files() -> Vec<RuleFile> {
+        vec![RuleFile {
+            name: "r.toml".into(),
+            text: RULE.into(),
+        }]
+    }
+
+    fn set(arg: &str) -> Result<toml::Table, OverrideError> {
+        let mut files = files();
+        apply_overrides(&mut files, &[arg.parse()?])?;
+        Ok(files[0].text.parse().unwrap())
+    }
+
+    #[test]
+    fn values_are_toml_or_else_text() {
+        let parsed: Override = "r.one.threshold.tiers.0.above=60".parse().unwrap();
+        assert_eq!(parsed.target, "r.one.threshold.tiers.0.above");
+        assert_eq!(parsed.value, toml::Value::Integer(60));
+        let text: Override = "r.one.suppress=1h".parse().unwrap();
+        assert_eq!(text.value, toml::Value::String("1h".into()));
+        assert!(matches!(
+            "r-one".parse::<Override>(),
+            Err(OverrideError::Syntax(_))
+        ));
+        assert!(matches!(
+            "=1".parse::<Override>(),
+            Err(OverrideError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn paths_reach_tables_and_list_items_of_ids_with_dots() {
+        let table = set("r.one.threshold.tiers.0.above=60").unwrap();
+        assert_eq!(
+            table["threshold"]["tiers"][0]["above"].as_integer(),
+            Some(60)
+        );
+        assert_eq!(
+            set("r.one.enabled=false").unwrap()["enabled"].as_bool(),
+            Some(false)
+        );
+        assert_eq!(
+            set("r.one.suppress=1h").unwrap()["suppress"].as_str(),
+            Some("1h")
+        );
+    }
+
+    #[test]
+    fn unknown_rules_and_paths_are_errors() {
+        assert!(matches!(
+            set("other.enabled=false"),
+            Err(OverrideError::UnknownRule { .. })
+        ));
+        let error = set("r.one.threshold.tiers.3.above=1").unwrap_err();
+        assert!(error.to_string().contains("index 3"), "{error}");
+        let error = set("r.one.baseline.ratio=4").unwrap_err();
+        assert!(error.to_string().contains("no key `baseline`"), "{error}");
+        let error = set("r.one.suppress.x=4").unwrap_err();
+        assert!(
+            matches!(error, OverrideError::UnknownPath { .. }),
+            "{error}"
+        );
+    }
+}
