@@ -207,16 +207,20 @@ fn trim_line(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// Open a file for line reading, gunzipping `.gz`; `read` follows the bytes read from disk.
+/// Open a file for line reading, gunzipping it when it starts with the gzip magic bytes (a
+/// `.gz` name or not); `read` follows the bytes read from disk.
 fn open(path: &Path, read: Rc<Cell<u64>>) -> anyhow::Result<Box<dyn BufRead>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let counted = Counted { inner: file, read };
-    if path.extension().is_some_and(|ext| ext == "gz") {
+    let mut raw = BufReader::new(Counted { inner: file, read });
+    let head = raw
+        .fill_buf()
+        .with_context(|| format!("reading {}", path.display()))?;
+    if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(
-            BufReader::new(counted),
+            raw,
         ))))
     } else {
-        Ok(Box::new(BufReader::new(counted)))
+        Ok(Box::new(raw))
     }
 }
 
@@ -288,5 +292,46 @@ impl Progress {
         if self.enabled && self.last_draw.is_some() {
             eprintln!();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_lose_their_line_ending_only() {
+        assert_eq!(trim_line(b"{}\r\n"), b"{}");
+        assert_eq!(trim_line(b"{}\n"), b"{}");
+        assert_eq!(trim_line(b"{} "), b"{} ");
+    }
+
+    #[test]
+    fn from_is_inclusive_and_to_exclusive() {
+        let line = br#"{"event_id":"e","timestamp":"2026-11-23T10:00:00Z","event_type":"mcp_call","user_id":"u","session_id":"s","application_id":"a"}"#;
+        let record = crate::decode::decode_native(line).unwrap();
+        let at = |t: &str| parse_time("--from", Some(t)).ok().flatten();
+        let ten = at("2026-11-23T10:00:00Z");
+        assert!(in_range(&record, ten, None));
+        assert!(!in_range(&record, None, ten));
+        assert!(in_range(&record, None, at("2026-11-23T10:00:01+00:00")));
+        assert!(parse_time("--to", Some("yesterday")).is_err());
+    }
+
+    #[test]
+    fn gzip_is_recognised_by_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plain-name.jsonl");
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+        encoder.write_all(b"line one\nline two\n").unwrap();
+        std::fs::write(&path, encoder.finish().unwrap()).unwrap();
+        let read = Rc::new(Cell::new(0));
+        let lines: Vec<String> = open(&path, Rc::clone(&read))
+            .unwrap()
+            .lines()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(lines, ["line one", "line two"]);
+        assert!(read.get() > 0);
     }
 }

@@ -292,3 +292,42 @@ fn replay_reads_gzipped_input() {
     assert_eq!(row(&out, "mcp-volume"), (2, 1, "s-demo-burst (2)".into()));
     assert!(out.contains("4 alert(s)"), "{out}");
 }
+
+#[test]
+fn rules_cmd_lint_checks_the_configured_entitlements_and_calendars() {
+    let agent = AgentDir::new();
+    std::fs::write(
+        agent.path("entitlements.toml"),
+        "[restricted]\nuser = [\"a\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        agent.path("calendars.toml"),
+        "[default]\ntimezone = \"Nowhere/City\"\nhours = \"09:00-17:00\"\n",
+    )
+    .unwrap();
+    let config = agent.write_config(
+        r#"
+[sources.audit]
+type = "file"
+include = ["{dir}/*.jsonl"]
+[detect]
+entitlements_file = "{dir}/entitlements.toml"
+calendars_file = "{dir}/calendars.toml"
+"#,
+    );
+    let output = run(&["rules", "lint", "--config"], &[&config]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(2), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("error: entitlements:") && l.contains("entitlements.toml")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("error: calendars:") && l.contains("Nowhere/City")),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.starts_with("mcp-volume")), "{out}");
+}
