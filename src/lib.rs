@@ -17,6 +17,7 @@
 //!
 //! Library modules return typed errors (`thiserror`); only [`cli`] uses `anyhow`.
 
+pub mod backtest;
 pub mod cli;
 pub mod config;
 pub mod dead_letter;

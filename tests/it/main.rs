@@ -10,6 +10,7 @@ mod malformed;
 mod mock;
 mod restart;
 mod rotation;
+mod rules_cmd;
 mod sentinel;
 mod splunk_hec;
 mod syslog;

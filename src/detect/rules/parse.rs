@@ -32,6 +32,10 @@ pub(super) struct RuleDoc {
     pub threshold: Option<ThresholdDoc>,
     pub baseline: Option<BaselineDoc>,
     pub distinct: Option<DistinctDoc>,
+    /// `[[example]]` tables: test cases for `aiwarden rules test`, ignored by the engine
+    /// (checked by `crate::backtest::examples`).
+    #[serde(default, rename = "example")]
+    pub _examples: Option<toml::Value>,
 }
 
 fn one() -> u32 {
