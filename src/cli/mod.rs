@@ -31,7 +31,7 @@ ENVIRONMENT
 SIGNALS
   SIGTERM, SIGINT   stop reading, deliver what is in flight within [agent] shutdown_grace, save
                     checkpoints, exit 0; a second signal exits at once (nothing acknowledged is lost)
-  SIGHUP            validate the configuration and rules on disk and log the outcome
+  SIGHUP            reload rules, entitlements and calendars (unchanged rules keep their state)
 
 ENDPOINTS (loopback, [telemetry] listen, default 127.0.0.1:9598)
   /metrics          Prometheus text: counters, tracked entities, HDR latency quantiles

@@ -87,11 +87,12 @@ pub fn run(path: &Path) -> Result<(), Failure> {
     runtime.block_on(async move {
         let shutdown = Shutdown::new();
         spawn_signal_handler(shutdown.clone(), config.agent.shutdown_grace);
-        spawn_reload_handler(path.to_path_buf());
         let sources = config.sources.len();
         let telemetry = config.telemetry.clone();
+        let detect_config = config.detect.clone();
         let pipeline = Pipeline::new(config);
         let metrics = pipeline.metrics();
+        spawn_reload_handler(path.to_path_buf(), pipeline.reload_handle());
         let stop_telemetry = CancellationToken::new();
         if telemetry.enabled {
             let bound = server::serve(telemetry.listen, Arc::clone(&metrics), stop_telemetry.clone())
@@ -101,6 +102,7 @@ pub fn run(path: &Path) -> Result<(), Failure> {
             tracing::info!(address = %bound, "Metrics on http://{bound}/metrics, health on /health.");
         }
         spawn_summary(Arc::clone(&metrics), telemetry.summary_interval, stop_telemetry.clone());
+        crate::pipeline::reload::spawn(detect_config, pipeline.reload_handle(), stop_telemetry.clone());
         tracing::info!(sources, version = env!("CARGO_PKG_VERSION"), "aiwarden started.");
         systemd::notify("READY=1\nSTATUS=running");
         spawn_watchdog(stop_telemetry.clone());
@@ -205,10 +207,10 @@ fn spawn_signal_handler(shutdown: Shutdown, grace: std::time::Duration) {
     });
 }
 
-/// SIGHUP (`systemctl reload`): validate the configuration and rules on disk and say so.
-/// Swapping rules without losing window state comes with the rule-reload work; until then a
-/// change takes effect on restart, and a reload never stops a running agent.
-fn spawn_reload_handler(path: std::path::PathBuf) {
+/// SIGHUP (`systemctl reload`): reload rules, entitlements and calendars from the configuration
+/// on disk; unchanged rules keep their window state, a broken file keeps the running rules.
+/// Sources and sinks change only on restart.
+fn spawn_reload_handler(path: std::path::PathBuf, handle: crate::pipeline::ReloadHandle) {
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
@@ -216,18 +218,25 @@ fn spawn_reload_handler(path: std::path::PathBuf) {
             return;
         };
         while hangup.recv().await.is_some() {
-            match load(&path) {
-                Ok((_, rules)) => {
-                    tracing::info!(config = %path.display(), rules, "SIGHUP: configuration and rules are valid; restart the service to apply changes.")
+            let config = match Config::load(&path) {
+                Ok(config) => config,
+                Err(error) => {
+                    tracing::error!(config = %path.display(), %error, "SIGHUP: the configuration on disk is invalid; the running rules stay in force.");
+                    continue;
                 }
-                Err(failure) => {
-                    tracing::error!(config = %path.display(), error = %format!("{:#}", failure.error), "SIGHUP: the configuration on disk is invalid; the running agent keeps its current one.")
+            };
+            match handle.reload(&config.detect).await {
+                Ok(rules) => {
+                    tracing::info!(config = %path.display(), rules, "SIGHUP: rules reloaded (sources and sinks change on restart).")
+                }
+                Err(error) => {
+                    tracing::error!(config = %path.display(), %error, "SIGHUP: the rules do not load; the running rules stay in force.")
                 }
             }
         }
     });
     #[cfg(not(unix))]
-    let _ = path;
+    let _ = (path, handle);
 }
 
 #[cfg(unix)]

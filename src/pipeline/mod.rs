@@ -17,6 +17,7 @@
 
 pub mod ack;
 mod processor;
+pub mod reload;
 pub mod rules;
 pub mod snapshot;
 
@@ -99,21 +100,54 @@ pub struct Pipeline {
     config: Config,
     metrics: Arc<Metrics>,
     extra_sources: Vec<(String, SourceBuilder)>,
+    reloads: mpsc::Receiver<rules::Detection>,
+    reload_sender: mpsc::Sender<rules::Detection>,
+}
+
+/// Hands new rules to a running pipeline (SIGHUP, a changed rules file).
+#[derive(Debug, Clone)]
+pub struct ReloadHandle {
+    sender: mpsc::Sender<rules::Detection>,
+}
+
+impl ReloadHandle {
+    /// Load the rules, entitlements and calendars as configured and swap them in; unchanged
+    /// rules keep their state. A broken file keeps the running rules and returns the error.
+    pub async fn reload(
+        &self,
+        config: &crate::config::DetectConfig,
+    ) -> Result<usize, RulesLoadError> {
+        let detection = rules::load_detection(config)?;
+        let count = detection.rules.len();
+        // The pipeline may be stopping; then there is nothing to reload.
+        let _ = self.sender.send(detection).await;
+        Ok(count)
+    }
 }
 
 impl Pipeline {
     /// A pipeline for a validated configuration.
     pub fn new(config: Config) -> Self {
+        let (reload_sender, reloads) = mpsc::channel(1);
         Pipeline {
             config,
             metrics: Arc::new(Metrics::new()),
             extra_sources: Vec::new(),
+            reloads,
+            reload_sender,
         }
     }
 
     /// The counters (shared: read them while or after it runs).
     pub fn metrics(&self) -> Arc<Metrics> {
         Arc::clone(&self.metrics)
+    }
+
+    /// A handle to swap rules while it runs.
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle {
+            sender: self.reload_sender.clone(),
+        }
     }
 
     /// Add a source that is not in the configuration.
@@ -127,7 +161,11 @@ impl Pipeline {
             config,
             metrics,
             extra_sources,
+            reloads,
+            reload_sender,
         } = self;
+        // Only the handles given out keep the channel open; the pipeline's own is not one.
+        drop(reload_sender);
         std::fs::create_dir_all(&config.agent.state_dir).map_err(|source| {
             PipelineError::StateDir {
                 path: config.agent.state_dir.display().to_string(),
@@ -135,27 +173,20 @@ impl Pipeline {
             }
         })?;
 
-        let rules = rules::load_rules_with_overrides(
-            config.detect.rules_dir.as_deref(),
-            config.detect.overrides_dir.as_deref(),
-        )?;
-        let entitlements = rules::load_entitlements(config.detect.entitlements_file.as_deref())?;
-        let calendars = rules::load_calendars(
-            config.detect.calendars_file.as_deref(),
-            config.detect.rules_dir.as_deref(),
-        )?;
+        let detection = rules::load_detection(&config.detect)?;
+        let engine_settings = EngineSettings {
+            agent: AgentInfo::local(config.agent.hostname.as_deref()),
+            deployment: config.agent.deployment_tag.clone(),
+            allowed_lateness: config.detect.allowed_lateness,
+            max_entities_per_rule: config.detect.max_entities_per_rule,
+            evidence_sample: config.detect.evidence_sample,
+        };
         let mut engine = Engine::new(
-            rules,
-            entitlements,
-            EngineSettings {
-                agent: AgentInfo::local(config.agent.hostname.as_deref()),
-                deployment: config.agent.deployment_tag.clone(),
-                allowed_lateness: config.detect.allowed_lateness,
-                max_entities_per_rule: config.detect.max_entities_per_rule,
-                evidence_sample: config.detect.evidence_sample,
-            },
+            detection.rules,
+            detection.entitlements,
+            engine_settings.clone(),
         )
-        .with_calendars(calendars);
+        .with_calendars(detection.calendars);
 
         let snapshot_path = snapshot::path(&config.agent.state_dir);
         snapshot::restore(&mut engine, &snapshot_path);
@@ -214,6 +245,7 @@ impl Pipeline {
             metrics: Arc::clone(&metrics),
             snapshot_path,
             snapshot_every: config.detect.snapshot_interval,
+            engine_settings,
             scanner: config.detect.scan_content.then(|| {
                 // Compiling the automata takes a while (a second in a debug build): do it off
                 // the data path so records without raw text never wait for it.
@@ -225,7 +257,7 @@ impl Pipeline {
                 (scanner, config.detect.system_prompt_markers.clone())
             }),
         };
-        let processor_handle = tokio::spawn(processor.run(batch_receiver));
+        let processor_handle = tokio::spawn(processor.run(batch_receiver, reloads));
         let sink_handles: Vec<_> = sink_tasks
             .into_iter()
             .map(|(name, task)| (name, tokio::spawn(task)))

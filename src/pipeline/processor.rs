@@ -1,9 +1,10 @@
 //! The processor stage: decode each line, dead-letter what cannot be used, run detection, and
 //! hand the resulting events and alerts to every sink.
 
+use super::rules::Detection;
 use crate::dead_letter::{DeadLetter, DeadLetterWriter};
 use crate::decode::{self, DecodeError, Reason};
-use crate::detect::Engine;
+use crate::detect::{Engine, EngineSettings};
 use crate::enrich::apply_scan;
 use crate::enrich::scan::Scanner;
 use crate::record::Output;
@@ -24,14 +25,28 @@ pub(super) struct Processor {
     /// Where detection state is saved, and how often.
     pub snapshot_path: std::path::PathBuf,
     pub snapshot_every: std::time::Duration,
+    /// For rebuilding the engine on a reload.
+    pub engine_settings: EngineSettings,
 }
 
 impl Processor {
-    pub async fn run(mut self, mut batches: mpsc::Receiver<SourceBatch>) {
+    pub async fn run(
+        mut self,
+        mut batches: mpsc::Receiver<SourceBatch>,
+        mut reloads: mpsc::Receiver<Detection>,
+    ) {
         let mut last_snapshot = std::time::Instant::now();
         let mut decoded = Vec::new();
         let mut alerts = Vec::new();
-        while let Some(batch) = batches.recv().await {
+        loop {
+            let batch = tokio::select! {
+                batch = batches.recv() => batch,
+                Some(detection) = reloads.recv() => {
+                    self.swap_rules(detection);
+                    continue;
+                }
+            };
+            let Some(batch) = batch else { break };
             let SourceBatch {
                 source,
                 stream,
@@ -145,6 +160,25 @@ impl Processor {
         }
         // Drained: everything read has been processed, so the state matches the checkpoints.
         self.save_snapshot();
+    }
+
+    /// New rules in, window state kept for every rule whose logic did not change.
+    fn swap_rules(&mut self, detection: Detection) {
+        let snapshot = self.engine.snapshot();
+        let mut engine = Engine::new(
+            detection.rules,
+            detection.entitlements,
+            self.engine_settings.clone(),
+        )
+        .with_calendars(detection.calendars);
+        let report = engine.restore(snapshot);
+        self.engine = engine;
+        tracing::info!(
+            rules_with_state_kept = report.rules,
+            entities = report.entities,
+            changed_or_removed = ?report.skipped_rules,
+            "Rules reloaded; unchanged rules keep their state."
+        );
     }
 
     fn save_snapshot(&self) {

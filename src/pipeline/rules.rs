@@ -186,6 +186,32 @@ fn merge(base: &mut toml::Table, changes: toml::Table) {
     }
 }
 
+/// Everything detection reads from files: rules (with overrides), entitlements, calendars.
+#[derive(Debug)]
+pub struct Detection {
+    /// The compiled rules.
+    pub rules: RuleSet,
+    /// Who is cleared for which classification.
+    pub entitlements: Entitlements,
+    /// Business hours per department.
+    pub calendars: Calendars,
+}
+
+/// Load everything detection reads, as configured; the same call serves start and reload.
+pub fn load_detection(config: &crate::config::DetectConfig) -> Result<Detection, RulesLoadError> {
+    Ok(Detection {
+        rules: load_rules_with_overrides(
+            config.rules_dir.as_deref(),
+            config.overrides_dir.as_deref(),
+        )?,
+        entitlements: load_entitlements(config.entitlements_file.as_deref())?,
+        calendars: load_calendars(
+            config.calendars_file.as_deref(),
+            config.rules_dir.as_deref(),
+        )?,
+    })
+}
+
 /// Load the entitlements file, or none (nobody is entitled to restricted data).
 pub fn load_entitlements(path: Option<&Path>) -> Result<Entitlements, RulesLoadError> {
     match path {

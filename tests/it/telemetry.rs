@@ -295,3 +295,114 @@ path = "{{dir}}/out.jsonl"
     );
     drop(runtime);
 }
+
+#[test]
+fn rules_reload_on_change_keeping_state_and_a_broken_file_keeps_the_running_rules() {
+    let agent = AgentDir::new();
+    std::fs::create_dir(agent.path("in")).unwrap();
+    std::fs::create_dir(agent.path("rules.d")).unwrap();
+    agent.write_config(
+        r#"
+[agent]
+state_dir = "{dir}/state"
+[detect]
+overrides_dir = "{dir}/rules.d"
+[sources.audit]
+type = "file"
+include = ["{dir}/in/*.jsonl"]
+[sinks.alerts]
+type = "file"
+path = "{dir}/alerts.jsonl"
+records = "alerts"
+[sinks.events]
+type = "file"
+path = "{dir}/events.jsonl"
+records = "events"
+"#,
+    );
+    let calls = |from: u32, to: u32| -> String {
+        (from..to)
+            .map(|n| {
+                record(
+                    &format!("c-{n}"),
+                    &format!("2026-11-23T10:{:02}:{:02}Z", n * 5 / 60, n * 5 % 60),
+                    "u",
+                    "s-kept",
+                    json!({"event_type": "mcp_call", "data_classification": "restricted"}),
+                )
+                .to_string()
+                    + "\n"
+            })
+            .collect()
+    };
+    let append = |text: String| {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(agent.path("in/audit.jsonl"))
+            .unwrap();
+        std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+    };
+    let mut child = agent.spawn();
+    wait_until(Duration::from_secs(10), "startup", || {
+        agent.log().contains("aiwarden started")
+    });
+    append(calls(0, 40));
+    wait_until(Duration::from_secs(10), "40 calls", || {
+        count_lines(&agent.path("events.jsonl")) >= 40
+    });
+    // An override of another rule: mcp-volume is unchanged and must keep its 40 calls.
+    std::fs::write(
+        agent.path("rules.d/quiet.toml"),
+        "id = \"restricted-unauthorised\"\nenabled = false\n",
+    )
+    .unwrap();
+    wait_until(Duration::from_secs(10), "the reload", || {
+        agent.log().contains("rules reloaded")
+    });
+    append(calls(40, 55));
+    wait_until(Duration::from_secs(10), "55 calls", || {
+        count_lines(&agent.path("events.jsonl")) >= 55
+    });
+    // A broken override: reported, and the running rules stay.
+    std::fs::write(
+        agent.path("rules.d/broken.toml"),
+        "id = \"mcp-volume\"\nsuppress = 42\n",
+    )
+    .unwrap();
+    wait_until(Duration::from_secs(10), "the refusal", || {
+        agent.log().contains("do not load")
+    });
+    assert!(terminate(&mut child, Duration::from_secs(20)).success());
+
+    let alerts = crate::util::read_json_lines(&agent.path("alerts.jsonl"));
+    let mcp: Vec<_> = alerts
+        .iter()
+        .filter(|a| a["rule_id"] == "mcp-volume")
+        .collect();
+    assert_eq!(
+        mcp.len(),
+        1,
+        "the window kept its first 40 calls across the reload: {alerts:#?}"
+    );
+    assert_eq!(mcp[0]["observed"], 51.0);
+    let restricted = alerts
+        .iter()
+        .filter(|a| a["rule_id"] == "restricted-unauthorised")
+        .count();
+    assert!(
+        restricted >= 1,
+        "restricted-unauthorised ran before the override"
+    );
+    let last_restricted = alerts
+        .iter()
+        .filter(|a| a["rule_id"] == "restricted-unauthorised")
+        .filter_map(|a| a["evidence"]["event_ids"][0].as_str())
+        .filter_map(|id| id.strip_prefix("c-").and_then(|n| n.parse::<u32>().ok()))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        last_restricted < 40,
+        "no restricted alert after the override disabled the rule"
+    );
+}
