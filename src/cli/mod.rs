@@ -138,6 +138,11 @@ pub enum Command {
         /// Write the alerts as JSON lines to this file.
         #[arg(long, value_name = "FILE")]
         alerts_out: Option<PathBuf>,
+        /// Save the detection state (windows, baselines) the replay built into this state
+        /// directory, so an agent started on it begins with the history, e.g.
+        /// `--seed-state /var/lib/aiwarden` before a first start (with the agent stopped).
+        #[arg(long, value_name = "DIR")]
+        seed_state: Option<PathBuf>,
     },
 }
 
@@ -216,6 +221,7 @@ pub fn main() -> ExitCode {
             to,
             set,
             alerts_out,
+            seed_state,
         } => replay::replay(replay::ReplayArgs {
             files,
             config,
@@ -224,6 +230,7 @@ pub fn main() -> ExitCode {
             to,
             set,
             alerts_out,
+            seed_state,
         }),
     };
     match result {

@@ -40,6 +40,8 @@ pub struct ReplayArgs {
     pub set: Vec<Override>,
     /// Write the alerts here as JSON lines.
     pub alerts_out: Option<PathBuf>,
+    /// Where to save the detection state the replay built.
+    pub seed_state: Option<PathBuf>,
 }
 
 /// Counts of one replay, for the summary.
@@ -158,6 +160,19 @@ pub fn replay(args: ReplayArgs) -> Result<(), Failure> {
             .map_err(Failure::runtime)?;
     }
     print_summary(&args, &counts, engine.take_late_events(), &tally);
+    if let Some(dir) = &args.seed_state {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating {}", dir.display()))
+            .map_err(Failure::runtime)?;
+        let path = crate::pipeline::snapshot::path(dir);
+        crate::pipeline::snapshot::save(&engine, &path)
+            .with_context(|| format!("saving the detection state to {}", path.display()))
+            .map_err(Failure::runtime)?;
+        eprintln!(
+            "detection state saved to {} (restored when the agent starts on that state directory)",
+            path.display()
+        );
+    }
     Ok(())
 }
 

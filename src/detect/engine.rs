@@ -23,6 +23,53 @@ mod snapshot;
 
 pub use snapshot::{RestoreReport, Snapshot, SNAPSHOT_VERSION};
 
+/// Id of the alert raised when a rule reaches its entity cap.
+pub const ENTITY_CAP_RULE: &str = "aiwarden-entity-cap";
+
+/// The one alert a rule raises when its entity cap first refuses a new entity: detection for
+/// new users or sessions of that rule is blind until entities go idle, which may be a flood of
+/// random ids meant to do exactly that.
+fn cap_alert(rule: &Rule, record: &AuditRecord, settings: &EngineSettings) -> Alert {
+    let cap = settings.max_entities_per_rule;
+    let key = format!("{}|{}|{}", ENTITY_CAP_RULE, rule.id, record.event_id);
+    Alert {
+        alert_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes()).to_string(),
+        timestamp: record.timestamp,
+        rule_id: ENTITY_CAP_RULE.to_string(),
+        rule_version: 1,
+        severity: crate::record::Severity::Medium,
+        title: "Detection state cap reached".to_string(),
+        details: format!(
+            "rule {} tracks max_entities_per_rule = {cap} entities and refused a new one: it cannot \
+             judge new {} values until others go idle (a flood of random ids would do this); \
+             see aiwarden_refused_entities, raise detect.max_entities_per_rule if the load is genuine",
+            rule.id, rule.group_by_name
+        ),
+        entity: crate::record::AlertEntity {
+            entity_type: "rule".to_string(),
+            entity_key: rule.id.clone(),
+            user_id: Some(record.user_id.clone()),
+            session_id: Some(record.session_id.clone()),
+            department: record.department.clone(),
+            application_id: Some(record.application_id.clone()).filter(|a| !a.is_empty()),
+        },
+        observed: cap as f64,
+        baseline: None,
+        threshold: cap as f64,
+        window: None,
+        evidence: Evidence {
+            event_ids: vec![record.event_id.clone()],
+            event_count: 1,
+        },
+        tags: vec!["aiwarden".to_string(), "self-monitoring".to_string()],
+        source: "aiwarden".to_string(),
+        deployment: settings.deployment.clone(),
+        agent: settings.agent.clone(),
+        suppressed_count: 0,
+        auto_blocked: false,
+    }
+}
+
 /// Records between periodic eviction sweeps.
 pub const SWEEP_EVERY: u64 = 16_384;
 
@@ -72,6 +119,8 @@ struct Store {
     horizon_ms: i64,
     entities: HashMap<Box<str>, Entity>,
     refused: u64,
+    /// Whether the cap alert was raised for this rule (once per run: the counter tells the rest).
+    cap_alerted: bool,
     /// Records since this rule's last sweep, to amortise sweeps at the cap.
     since_sweep: u64,
 }
@@ -120,6 +169,7 @@ impl Engine {
                         horizon_ms: reach.max(rule.suppress_ms),
                         entities: HashMap::new(),
                         refused: 0,
+                        cap_alerted: false,
                         since_sweep: 0,
                     },
                     rule,
@@ -175,6 +225,10 @@ impl Engine {
                 state.store.sweep(watermark);
             }
             state.process(record, ts, late, &context, alerts);
+            if state.store.refused > 0 && !state.store.cap_alerted {
+                state.store.cap_alerted = true;
+                alerts.push(cap_alert(&state.rule, record, &self.settings));
+            }
         }
     }
 

@@ -331,3 +331,57 @@ calendars_file = "{dir}/calendars.toml"
     );
     assert!(out.lines().any(|l| l.starts_with("mcp-volume")), "{out}");
 }
+
+#[test]
+fn replay_seeds_baselines_for_a_first_start() {
+    let agent = AgentDir::new();
+    // History: the demo stream up to the incident day.
+    let text = std::fs::read_to_string(demo_stream()).unwrap();
+    let (history, last_day): (Vec<&str>, Vec<&str>) = text
+        .lines()
+        .partition(|line| !line.contains("\"2026-11-23T"));
+    std::fs::write(agent.path("history.jsonl"), history.join("\n") + "\n").unwrap();
+    let state = agent.path("state");
+    let seeded = run(
+        &["replay", "--seed-state", state.to_str().unwrap()],
+        &[&agent.path("history.jsonl")],
+    );
+    assert!(seeded.status.success(), "{}", stderr(&seeded));
+    assert!(state.join("detection-state.json").exists());
+
+    // A first start that only ever sees the last day still knows mallory's usual volume.
+    std::fs::create_dir(agent.path("in")).unwrap();
+    let mut file = std::fs::File::create(agent.path("in/today.jsonl")).unwrap();
+    for line in &last_day {
+        writeln!(file, "{line}").unwrap();
+    }
+    agent.write_config(
+        r#"
+[agent]
+state_dir = "{dir}/state"
+[sources.audit]
+type = "file"
+include = ["{dir}/in/*.jsonl"]
+[sinks.alerts]
+type = "file"
+path = "{dir}/alerts.jsonl"
+records = "alerts"
+[sinks.events]
+type = "file"
+path = "{dir}/events.jsonl"
+records = "events"
+"#,
+    );
+    let mut child = agent.spawn();
+    crate::util::wait_until(std::time::Duration::from_secs(20), "the last day", || {
+        crate::util::count_lines(&agent.path("events.jsonl")) >= last_day.len()
+    });
+    assert!(crate::util::terminate(&mut child, std::time::Duration::from_secs(20)).success());
+    let alerts = read_json_lines(&agent.path("alerts.jsonl"));
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["rule_id"] == "token-spike" && a["entity_key"] == "mallory@acme.example"),
+        "the seeded baseline saw mallory's spike: {alerts:#?}"
+    );
+}

@@ -266,7 +266,7 @@ fn entity_cap_refuses_then_evicts_idle_entities() {
     let mut settings = settings();
     settings.max_entities_per_rule = 2;
     let mut engine = engine_with(&[("m.toml", MCP_VOLUME)], Entitlements::default(), settings);
-    run(
+    let alerts = run(
         &mut engine,
         &[mcp("a", 0, "s-a"), mcp("b", 1, "s-b"), mcp("c", 2, "s-c")],
     );
@@ -275,8 +275,14 @@ fn entity_cap_refuses_then_evicts_idle_entities() {
         (stats.rules[0].entities, stats.rules[0].refused_entities),
         (2, 1)
     );
+    // The cap biting is itself worth one alert.
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].rule_id, "aiwarden-entity-cap");
+    assert_eq!(alerts[0].entity.entity_key, "mcp-volume");
+    assert_eq!(alerts[0].evidence.event_ids, vec!["c".to_string()]);
     // Known entities keep counting at the cap.
-    run(&mut engine, &[mcp("a2", 3, "s-a")]);
+    let again = run(&mut engine, &[mcp("a2", 3, "s-a")]);
+    assert!(again.is_empty(), "{again:#?}");
     assert_eq!(engine.stats().rules[0].refused_entities, 1);
     // Two hours later s-a and s-b are idle beyond the 10m horizon: swept, s-d admitted.
     run(&mut engine, &[mcp("d", 7200, "s-d")]);
@@ -300,8 +306,31 @@ fn match_rules_alert_even_when_refused_at_the_cap() {
             restricted("2", 1, "carol", None),
         ],
     );
-    assert_eq!(alerts.len(), 2);
+    let raised = alerts
+        .iter()
+        .filter(|a| a.rule_id == "restricted-unauthorised")
+        .count();
+    assert_eq!(raised, 2);
     assert_eq!(engine.stats().rules[0].refused_entities, 1);
+    // The cap alert comes once, however many entities are refused afterwards.
+    let more = run(
+        &mut engine,
+        &[
+            restricted("3", 2, "dave", None),
+            restricted("4", 3, "erin", None),
+        ],
+    );
+    assert_eq!(
+        alerts
+            .iter()
+            .filter(|a| a.rule_id == "aiwarden-entity-cap")
+            .count(),
+        1
+    );
+    assert!(
+        more.iter().all(|a| a.rule_id != "aiwarden-entity-cap"),
+        "{more:#?}"
+    );
 }
 
 #[test]
