@@ -5,7 +5,7 @@
 //! same alerts. At the end a table shows, per rule, the alerts, the distinct entities and the
 //! three entities with the most alerts.
 
-use super::rules::{engine_settings, load_config, read_rule_files};
+use super::rules::{engine_settings, load_config, read_deployed_rule_files};
 use super::Failure;
 use crate::backtest::{apply_overrides, Override, Tally};
 use crate::decode::{self, Format, Reason};
@@ -58,7 +58,8 @@ pub fn replay(args: ReplayArgs) -> Result<(), Failure> {
     let dir = args.rules_dir.clone().or(config.detect.rules_dir.clone());
     let from = parse_time("--from", args.from.as_deref())?;
     let to = parse_time("--to", args.to.as_deref())?;
-    let mut files = read_rule_files(dir.as_deref())?;
+    let mut files =
+        read_deployed_rule_files(dir.as_deref(), config.detect.overrides_dir.as_deref())?;
     apply_overrides(&mut files, &args.set).map_err(Failure::config)?;
     let rule_set = RuleSet::parse(&files)
         .context("compiling the rules (after --set)")

@@ -35,11 +35,26 @@ pub(super) fn read_rule_files(dir: Option<&Path>) -> Result<Vec<RuleFile>, Failu
         .map_err(Failure::config)
 }
 
+/// The rule files as the agent runs them: `dir` (or the built-in pack) with the configured
+/// overrides applied, so a lint or a back-test judges what is deployed.
+pub(super) fn read_deployed_rule_files(
+    dir: Option<&Path>,
+    overrides: Option<&Path>,
+) -> Result<Vec<RuleFile>, Failure> {
+    let files = read_rule_files(dir)?;
+    match overrides.filter(|dir| dir.exists()) {
+        None => Ok(files),
+        Some(overrides) => rules::apply_overrides(files, &read_rule_files(Some(overrides))?)
+            .context("applying the rule overrides")
+            .map_err(Failure::config),
+    }
+}
+
 /// Validate every rule file, the entitlements and the calendars; list the rules.
 pub fn lint(rules_dir: Option<PathBuf>, config: Option<PathBuf>) -> Result<(), Failure> {
     let config = load_config(config.as_deref())?;
     let dir = rules_dir.or(config.detect.rules_dir.clone());
-    let files = read_rule_files(dir.as_deref())?;
+    let files = read_deployed_rule_files(dir.as_deref(), config.detect.overrides_dir.as_deref())?;
     let mut errors = Vec::new();
     let mut listed = 0;
     for file in &files {
