@@ -10,6 +10,7 @@ mod pack;
 mod rules;
 mod snapshot;
 mod syntax;
+mod weeks;
 mod window;
 mod zscore;
 
