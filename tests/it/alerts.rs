@@ -11,6 +11,15 @@ use serde_json::{json, Value};
 
 /// Run the default rule pack over `records` (in order) and return (alerts, events) as written.
 fn run_pipeline(records: &[Value], entitlements: Option<&str>) -> (Vec<Value>, Vec<Value>) {
+    run_pipeline_with(records, entitlements, |_, _| {})
+}
+
+/// Like [`run_pipeline`], letting the test adjust the configuration (given the temp directory).
+fn run_pipeline_with(
+    records: &[Value],
+    entitlements: Option<&str>,
+    configure: impl FnOnce(&mut Config, &std::path::Path),
+) -> (Vec<Value>, Vec<Value>) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.agent.state_dir = dir.path().join("state");
@@ -34,6 +43,7 @@ fn run_pipeline(records: &[Value], entitlements: Option<&str>) -> (Vec<Value>, V
             }),
         );
     }
+    configure(&mut config, dir.path());
     let mut input = Vec::new();
     for record in records {
         input.extend_from_slice(record.to_string().as_bytes());
@@ -302,52 +312,20 @@ fn an_override_retunes_a_shipped_rule_and_another_disables_one() {
     let shipped = aiwarden::pipeline::rules::load_rules(None).unwrap();
     assert_eq!(rules.len() + 1, shipped.len(), "one rule disabled");
 
-    let mut config = Config::default();
-    config.agent.state_dir = dir.path().join("state");
-    config.detect.overrides_dir = Some(overrides);
-    config.sinks.insert(
-        "alerts".into(),
-        SinkConfig::File(FileSinkConfig {
-            path: dir.path().join("alerts.jsonl"),
-            records: RecordKinds::Alerts,
-            min_severity: aiwarden::record::Severity::Low,
-            forward_content: false,
-            fsync: false,
-        }),
-    );
-    let mut input = Vec::new();
-    for n in 0..60u32 {
-        let line = record(
-            &format!("b-{n}"),
-            &time(23, 10, n * 5 / 60, n * 5 % 60),
-            "eve",
-            "s-o",
-            json!({"event_type": "mcp_call", "data_classification": "restricted"}),
-        );
-        input.extend_from_slice(line.to_string().as_bytes());
-        input.push(b'\n');
-    }
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let mut pipeline = Pipeline::new(config);
-        pipeline.add_source(
-            "fixture",
-            Box::new(move |context| {
-                Box::pin(async move {
-                    read_stream(
-                        input.as_slice(),
-                        "fixture",
-                        Format::Native,
-                        1 << 20,
-                        context,
-                    )
-                    .await
-                })
-            }),
-        );
-        pipeline.run(Shutdown::new()).await.unwrap();
+    let records: Vec<Value> = (0..60u32)
+        .map(|n| {
+            record(
+                &format!("b-{n}"),
+                &time(23, 10, n * 5 / 60, n * 5 % 60),
+                "eve",
+                "s-o",
+                json!({"event_type": "mcp_call", "data_classification": "restricted"}),
+            )
+        })
+        .collect();
+    let (alerts, _) = run_pipeline_with(&records, None, |config, _| {
+        config.detect.overrides_dir = Some(overrides.clone());
     });
-    let alerts = read_json_lines(&dir.path().join("alerts.jsonl"));
     let mcp = only(&alerts, "mcp-volume");
     assert_eq!(mcp.len(), 1, "{alerts:#?}");
     assert_eq!(mcp[0]["threshold"], 55.0);
