@@ -92,6 +92,24 @@ impl Shutdown {
     }
 }
 
+/// Run a source, keeping its state for `/ready`: healthy while it runs, failing when it stopped
+/// on an error (a source that simply ended, like stdin at end of input, is not a failure).
+fn watch_source(name: &str, task: SourceTask, metrics: &Arc<Metrics>) -> SourceTask {
+    let name = name.to_string();
+    let metrics = Arc::clone(metrics);
+    metrics.set_source_health(&name, crate::telemetry::SinkHealth::Healthy);
+    Box::pin(async move {
+        let outcome = task.await;
+        if let Err(error) = &outcome {
+            metrics.set_source_health(
+                &name,
+                crate::telemetry::SinkHealth::Failing(error.to_string()),
+            );
+        }
+        outcome
+    })
+}
+
 /// A source added by code rather than configuration (`demo`, tests).
 pub type SourceBuilder = Box<dyn FnOnce(SourceContext) -> SourceTask + Send>;
 
@@ -226,11 +244,17 @@ impl Pipeline {
         let mut source_handles = Vec::new();
         for (name, source) in &config.sources {
             let task = source.build(source_context(name));
-            source_handles.push((name.clone(), tokio::spawn(task)));
+            source_handles.push((
+                name.clone(),
+                tokio::spawn(watch_source(name, task, &metrics)),
+            ));
         }
         for (name, builder) in extra_sources {
             let task = builder(source_context(&name));
-            source_handles.push((name, tokio::spawn(task)));
+            source_handles.push((
+                name.clone(),
+                tokio::spawn(watch_source(&name, task, &metrics)),
+            ));
         }
         // Only the sources hold senders now: the processor ends when the last source does.
         drop(batch_sender);

@@ -25,6 +25,7 @@ pub struct Metrics {
     gauges: Mutex<BTreeMap<CounterKey, i64>>,
     latencies: Mutex<BTreeMap<CounterKey, latency::Latency>>,
     sinks: Mutex<BTreeMap<String, SinkHealth>>,
+    sources: Mutex<BTreeMap<String, SinkHealth>>,
 }
 
 /// Lock a mutex even if a panicking holder poisoned it: counters stay usable.
@@ -182,6 +183,16 @@ impl Metrics {
         let up = i64::from(!matches!(health, SinkHealth::Failing(_)));
         lock(&self.sinks).insert(sink.to_string(), health);
         self.set_gauge("sink_up", vec![("sink", sink.to_string())], up);
+    }
+
+    /// Say how a source is doing: healthy while it runs, failing when it stopped on an error.
+    pub fn set_source_health(&self, source: &str, health: SinkHealth) {
+        lock(&self.sources).insert(source.to_string(), health);
+    }
+
+    /// Every source's state.
+    pub fn source_health(&self) -> BTreeMap<String, SinkHealth> {
+        lock(&self.sources).clone()
     }
 
     /// Every sink's state.

@@ -1,5 +1,5 @@
 //! The agent's own HTTP endpoints on a loopback address: `/metrics` (Prometheus text) and
-//! `/health` (liveness) and `/ready` (no sink refused by its SIEM). Off the data path: a slow scraper cannot slow the pipeline.
+//! `/health` (liveness) and `/ready` (no sink refused by its SIEM, no source stopped on an error). Off the data path: a slow scraper cannot slow the pipeline.
 
 use super::{exposition, Metrics, SinkHealth};
 use axum::http::header::CONTENT_TYPE;
@@ -14,21 +14,32 @@ use tokio_util::sync::CancellationToken;
 /// its SIEM; the body lists every sink's state and reason.
 fn ready(metrics: &Metrics) -> axum::response::Response {
     let sinks = metrics.sink_health();
+    let sources = metrics.source_health();
     let failing = sinks
         .values()
+        .chain(sources.values())
         .any(|health| matches!(health, SinkHealth::Failing(_)));
-    let body = serde_json::json!({
-        "ready": !failing,
-        "sinks": sinks
+    let states = |components: &std::collections::BTreeMap<String, SinkHealth>| {
+        components
             .iter()
             .map(|(name, health)| {
                 let reason = match health {
                     SinkHealth::Healthy => None,
-                    SinkHealth::Degraded(reason) | SinkHealth::Failing(reason) => Some(reason.clone()),
+                    SinkHealth::Degraded(reason) | SinkHealth::Failing(reason) => {
+                        Some(reason.clone())
+                    }
                 };
-                (name.clone(), serde_json::json!({"state": health.as_str(), "reason": reason}))
+                (
+                    name.clone(),
+                    serde_json::json!({"state": health.as_str(), "reason": reason}),
+                )
             })
-            .collect::<serde_json::Map<_, _>>(),
+            .collect::<serde_json::Map<_, _>>()
+    };
+    let body = serde_json::json!({
+        "ready": !failing,
+        "sinks": states(&sinks),
+        "sources": states(&sources),
     });
     let status = if failing {
         axum::http::StatusCode::SERVICE_UNAVAILABLE

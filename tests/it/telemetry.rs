@@ -406,3 +406,53 @@ records = "events"
         "no restricted alert after the override disabled the rule"
     );
 }
+
+#[test]
+fn ready_is_503_naming_a_source_that_stopped_on_an_error() {
+    let agent = AgentDir::new();
+    std::fs::create_dir(agent.path("in")).unwrap();
+    std::fs::create_dir_all(agent.path("state/checkpoints")).unwrap();
+    std::fs::write(
+        agent.path("state/checkpoints/audit.json"),
+        "{ this is not a checkpoint",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    agent.write_config(&format!(
+        r#"
+[agent]
+state_dir = "{{dir}}/state"
+[telemetry]
+listen = "{port}"
+[sources.audit]
+type = "file"
+include = ["{{dir}}/in/*.jsonl"]
+[sources.other]
+type = "file"
+include = ["{{dir}}/in/*.log"]
+[sinks.out]
+type = "file"
+path = "{{dir}}/out.jsonl"
+"#
+    ));
+    let mut child = agent.spawn();
+    wait_until(Duration::from_secs(20), "the source to fail", || {
+        http_get_quiet(port, "/ready").is_some_and(|(status, _)| status == 503)
+    });
+    let (_, body) = http_get(port, "/ready");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["ready"], false);
+    assert_eq!(ready["sources"]["audit"]["state"], "failing", "{body}");
+    assert!(
+        ready["sources"]["audit"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("checkpoint file"),
+        "{body}"
+    );
+    assert_eq!(ready["sources"]["other"]["state"], "healthy", "{body}");
+    assert!(terminate(&mut child, Duration::from_secs(20)).success());
+}
