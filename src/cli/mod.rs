@@ -36,7 +36,7 @@ SIGNALS
 ENDPOINTS (loopback, [telemetry] listen, default 127.0.0.1:9598)
   /metrics          Prometheus text: counters, tracked entities, HDR latency quantiles
   /health           liveness
-  /ready            200 unless a SIEM refuses a sink's configuration
+  /ready            200 unless a SIEM refuses a sink's configuration or a source stopped on an error
 
 EXIT CODES
   0  success    1  runtime failure (or a sink unreachable with --connect)
