@@ -117,6 +117,11 @@ pub struct DetectConfig {
     /// Most evidence event ids carried by one alert.
     #[serde(default = "default_evidence_sample")]
     pub evidence_sample: usize,
+    /// Events stamped further than this ahead of the agent's clock are forwarded but kept out of
+    /// detection (and counted): one record from the far future would otherwise move event time
+    /// forward and make every later event too late for the windows.
+    #[serde(default = "default_max_clock_skew", with = "duration")]
+    pub max_clock_skew: Duration,
     /// How often detection state (windows, baselines) is saved to `<state_dir>`; it is also
     /// saved at every clean stop and restored at start.
     #[serde(default = "default_snapshot_interval", with = "duration")]
@@ -141,6 +146,7 @@ impl Default for DetectConfig {
             allowed_lateness: default_allowed_lateness(),
             max_entities_per_rule: default_max_entities(),
             evidence_sample: default_evidence_sample(),
+            max_clock_skew: default_max_clock_skew(),
             snapshot_interval: default_snapshot_interval(),
             scan_content: default_scan_content(),
             system_prompt_markers: Vec::new(),
@@ -227,6 +233,9 @@ fn default_max_entities() -> usize {
 }
 fn default_evidence_sample() -> usize {
     10
+}
+fn default_max_clock_skew() -> Duration {
+    Duration::from_secs(3600)
 }
 fn default_snapshot_interval() -> Duration {
     Duration::from_secs(300)

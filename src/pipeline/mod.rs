@@ -270,6 +270,8 @@ impl Pipeline {
             snapshot_path,
             snapshot_every: config.detect.snapshot_interval,
             engine_settings,
+            max_clock_skew: chrono::Duration::from_std(config.detect.max_clock_skew)
+                .unwrap_or(chrono::Duration::MAX),
             scanner: config.detect.scan_content.then(|| {
                 // Compiling the automata takes a while (a second in a debug build): do it off
                 // the data path so records without raw text never wait for it.

@@ -27,6 +27,8 @@ pub(super) struct Processor {
     pub snapshot_every: std::time::Duration,
     /// For rebuilding the engine on a reload.
     pub engine_settings: EngineSettings,
+    /// Events stamped further ahead of the wall clock are kept out of detection.
+    pub max_clock_skew: chrono::Duration,
 }
 
 impl Processor {
@@ -56,6 +58,11 @@ impl Processor {
                 read_at,
             } = batch;
             let mut items = Vec::with_capacity(lines.len());
+            // Only the pipeline reads the wall clock; detection itself runs on event time.
+            let horizon = chrono::Utc::now()
+                .checked_add_signed(self.max_clock_skew)
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+            let mut future = 0u64;
             let mut records = 0u64;
             let mut dead_letter_failed = false;
             for line in lines {
@@ -101,7 +108,12 @@ impl Processor {
                                             self.metrics.content_flagged(&source);
                                         }
                                     }
-                                    self.engine.process(&record, &mut alerts);
+                                    if record.timestamp > horizon {
+                                        // Forwarded as it is, but it must not move event time.
+                                        future += 1;
+                                    } else {
+                                        self.engine.process(&record, &mut alerts);
+                                    }
                                     items.push(Output::Event(Arc::new(record)));
                                     if !alerts.is_empty() {
                                         let latency = read_at.elapsed();
@@ -124,6 +136,10 @@ impl Processor {
                 }
             }
             self.metrics.records_decoded(&source, records);
+            if future > 0 {
+                self.metrics.future_events(&source, future);
+                tracing::warn!(source = %source, stream = %stream, records = future, "Records stamped in the future beyond detect.max_clock_skew: forwarded, kept out of detection.");
+            }
             self.metrics.late_events(self.engine.take_late_events());
             for rule in self.engine.stats().rules {
                 let labels = vec![("rule", rule.rule_id)];

@@ -45,6 +45,10 @@ const HELP: &[(&str, &str)] = &[
         "New entities a rule refused because it was at max_entities_per_rule.",
     ),
     (
+        "future_events",
+        "Records stamped beyond detect.max_clock_skew ahead of the agent's clock: forwarded, not detected on.",
+    ),
+    (
         "records_content_flagged",
         "Records whose prompt or response the content scanner flagged.",
     ),

@@ -101,6 +101,15 @@ impl Metrics {
         );
     }
 
+    /// Records stamped too far in the future, forwarded but kept out of detection.
+    pub fn future_events(&self, source: &str, count: u64) {
+        self.add(
+            "future_events_total",
+            vec![("source", source.to_string())],
+            count,
+        );
+    }
+
     /// A record whose prompt or response the scanner flagged.
     pub fn content_flagged(&self, source: &str) {
         self.add(

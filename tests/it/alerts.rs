@@ -335,3 +335,27 @@ fn an_override_retunes_a_shipped_rule_and_another_disables_one() {
         "disabled by the override"
     );
 }
+
+#[test]
+fn an_event_from_the_far_future_cannot_blind_the_windows() {
+    // One record stamped years ahead, then an ordinary burst: the burst must still alert.
+    let mut records = vec![record(
+        "future",
+        "2031-01-01T00:00:00Z",
+        "mallory",
+        "s-f",
+        json!({}),
+    )];
+    for n in 0..55u32 {
+        records.push(record(
+            &format!("b-{n}"),
+            &time(23, 10, n * 5 / 60, n * 5 % 60),
+            "u",
+            "s-burst",
+            json!({"event_type": "mcp_call"}),
+        ));
+    }
+    let (alerts, events) = run_pipeline(&records, None);
+    assert_eq!(events.len(), 56, "the future event is still forwarded");
+    assert_eq!(only(&alerts, "mcp-volume").len(), 1, "{alerts:#?}");
+}
