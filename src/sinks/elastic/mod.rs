@@ -14,7 +14,7 @@ pub use encoder::{
 pub use service::{classify, BulkService};
 
 use super::driver::{self, Classified, DriverSettings, Service};
-use super::util::http::build_client;
+use super::util::http::{build_client, error_chain};
 use super::{SinkBatch, SinkContext, SinkError, SinkTask};
 use crate::record::Output;
 use base64::Engine as _;
@@ -66,23 +66,56 @@ fn authorization(auth: &ElasticAuth) -> Result<HeaderValue, SinkError> {
     Ok(header)
 }
 
+/// The `_bulk` service for `config`, and the cluster's base URL.
+fn service(config: &ElasticSinkConfig, sink: &str) -> Result<(BulkService, String), SinkError> {
+    let client = build_client(sink, &config.tls, &config.request)
+        .map_err(|error| SinkError::Config(error.to_string()))?;
+    let base = config.endpoint.trim_end_matches('/').to_string();
+    let bulk_url = reqwest::Url::parse(&format!("{base}/_bulk"))
+        .map_err(|error| SinkError::Config(format!("endpoint: {error}")))?;
+    let service = BulkService {
+        sink: sink.to_string(),
+        client,
+        bulk_url,
+        authorization: authorization(&config.auth)?,
+    };
+    Ok((service, base))
+}
+
+/// `check-config --connect`: the credentials against the cluster, then the index templates.
+pub async fn check(config: &ElasticSinkConfig, sink: &str) -> Result<String, String> {
+    let (service, base) = service(config, sink).map_err(|error| error.to_string())?;
+    let response = service
+        .client
+        .get(&base)
+        .header(
+            reqwest::header::AUTHORIZATION,
+            service.authorization.clone(),
+        )
+        .send()
+        .await
+        .map_err(|error| format!("cannot reach Elasticsearch: {}", error_chain(&error)))?;
+    match response.status().as_u16() {
+        // 403: the key may lack cluster monitor rights and still write documents.
+        200 | 403 => {}
+        401 => return Err(format!("authentication failed: check sinks.{sink}.auth")),
+        other => return Err(format!("Elasticsearch answered HTTP {other}")),
+    }
+    match service.check_templates(&base).await {
+        Ok(()) => Ok("reachable; credentials accepted; index templates installed".into()),
+        Err(warning) => Ok(format!(
+            "reachable; credentials accepted; warning: {warning}"
+        )),
+    }
+}
+
 /// Build the sink: credentials, client, a template check, and the driver.
 pub fn build(
     config: ElasticSinkConfig,
     context: SinkContext,
     batches: mpsc::Receiver<SinkBatch>,
 ) -> Result<SinkTask, SinkError> {
-    let client = build_client(&context.name, &config.tls, &config.request)
-        .map_err(|error| SinkError::Config(error.to_string()))?;
-    let base = config.endpoint.trim_end_matches('/').to_string();
-    let bulk_url = reqwest::Url::parse(&format!("{base}/_bulk"))
-        .map_err(|error| SinkError::Config(format!("endpoint: {error}")))?;
-    let service = BulkService {
-        sink: context.name.to_string(),
-        client,
-        bulk_url,
-        authorization: authorization(&config.auth)?,
-    };
+    let (service, base) = service(&config, &context.name)?;
     let documents = DocumentSettings {
         namespace: config.namespace.clone(),
         host: context.agent.host.clone(),

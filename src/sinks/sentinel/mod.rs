@@ -67,17 +67,16 @@ impl Service for Stream {
     }
 }
 
-/// Build the sink: the token cache, one driver per stream, and the fan-out between them.
-pub fn build(
-    config: SentinelSinkConfig,
-    context: SinkContext,
-    batches: mpsc::Receiver<SinkBatch>,
-) -> Result<SinkTask, SinkError> {
+/// The HTTP client and the token cache for `config`.
+fn token_cache(
+    config: &SentinelSinkConfig,
+    sink: &str,
+) -> Result<(reqwest::Client, TokenCache), SinkError> {
     let client_secret = config
         .client_secret
         .resolve()
         .map_err(|error| SinkError::Config(format!("client_secret: {error}")))?;
-    let client = build_client(&context.name, &config.tls, &config.request)
+    let client = build_client(sink, &config.tls, &config.request)
         .map_err(|error| SinkError::Config(error.to_string()))?;
     let token_url = reqwest::Url::parse(&format!(
         "{}/{}/oauth2/v2.0/token",
@@ -85,7 +84,7 @@ pub fn build(
         config.tenant_id
     ))
     .map_err(|error| SinkError::Config(format!("authority_host: {error}")))?;
-    let tokens = Arc::new(TokenCache::new(
+    let tokens = TokenCache::new(
         TokenSource {
             token_url,
             client_id: config.client_id.clone(),
@@ -93,7 +92,28 @@ pub fn build(
             scope: config.scope.clone(),
         },
         client.clone(),
-    ));
+    );
+    Ok((client, tokens))
+}
+
+/// `check-config --connect`: ask the identity provider for a token.
+pub async fn check(config: &SentinelSinkConfig, sink: &str) -> Result<String, String> {
+    let (_, tokens) = token_cache(config, sink).map_err(|error| error.to_string())?;
+    tokens.check().await?;
+    Ok(format!(
+        "token issued for client {}; DCR {} is checked on the first batch (403 names a missing role)",
+        config.client_id, config.dcr_immutable_id
+    ))
+}
+
+/// Build the sink: the token cache, one driver per stream, and the fan-out between them.
+pub fn build(
+    config: SentinelSinkConfig,
+    context: SinkContext,
+    batches: mpsc::Receiver<SinkBatch>,
+) -> Result<SinkTask, SinkError> {
+    let (client, tokens) = token_cache(&config, &context.name)?;
+    let tokens = Arc::new(tokens);
     let routing = config.routing();
     let mut streams = Vec::new();
     for (kinds, stream) in [

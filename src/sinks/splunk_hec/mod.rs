@@ -74,12 +74,13 @@ fn channel_id(state_dir: &Path, sink: &str) -> Result<String, SinkError> {
     Ok(id)
 }
 
-/// Build the sink: resolve the token, build the client, start a health check, run the driver.
-pub fn build(
-    config: SplunkHecSinkConfig,
-    context: SinkContext,
-    batches: mpsc::Receiver<SinkBatch>,
-) -> Result<SinkTask, SinkError> {
+/// The service for `config`, and the health-check URL. Indexer acknowledgement needs the state
+/// directory (for the persisted channel id); without one it is left off (`check-config`).
+fn service(
+    config: &SplunkHecSinkConfig,
+    sink: &str,
+    state_dir: Option<&Path>,
+) -> Result<(HecService, reqwest::Url), SinkError> {
     let token = config
         .token
         .resolve()
@@ -88,26 +89,43 @@ pub fn build(
         SinkError::Config("token: contains characters not allowed in a header".into())
     })?;
     authorization.set_sensitive(true);
-    let client = build_client(&context.name, &config.tls, &config.request)
+    let client = build_client(sink, &config.tls, &config.request)
         .map_err(|error| SinkError::Config(error.to_string()))?;
-    let acknowledgement = if config.acknowledgements {
-        Some(AckSettings {
-            channel: channel_id(&context.state_dir, &context.name)?,
+    let acknowledgement = match state_dir.filter(|_| config.acknowledgements) {
+        Some(state_dir) => Some(AckSettings {
+            channel: channel_id(state_dir, sink)?,
             timeout: config.ack_timeout,
             poll_interval: config.ack_poll_interval,
-        })
-    } else {
-        None
+        }),
+        None => None,
     };
     let service = HecService {
-        sink: context.name.to_string(),
+        sink: sink.to_string(),
         client,
         event_url: url(&config.endpoint, "/services/collector/event")?,
         ack_url: url(&config.endpoint, "/services/collector/ack")?,
         authorization,
         acknowledgement,
     };
-    let health_url = url(&config.endpoint, "/services/collector/health")?;
+    Ok((
+        service,
+        url(&config.endpoint, "/services/collector/health")?,
+    ))
+}
+
+/// `check-config --connect`: the health endpoint, asked with the token.
+pub async fn check(config: &SplunkHecSinkConfig, sink: &str) -> Result<String, String> {
+    let (service, health_url) = service(config, sink, None).map_err(|error| error.to_string())?;
+    service.health(health_url).await
+}
+
+/// Build the sink: resolve the token, build the client, start a health check, run the driver.
+pub fn build(
+    config: SplunkHecSinkConfig,
+    context: SinkContext,
+    batches: mpsc::Receiver<SinkBatch>,
+) -> Result<SinkTask, SinkError> {
+    let (service, health_url) = service(&config, &context.name, Some(&context.state_dir))?;
     let envelope = EnvelopeSettings {
         host: config
             .host
