@@ -324,7 +324,7 @@ impl<S: Service> Shared<S> {
                         group = again;
                         if let Some(reason) = first_reason {
                             self.context.metrics.sink_error(name);
-                            tracing::warn!(sink = %name, records = group.len(), %reason, "Some records were refused for now; retrying them.");
+                            tracing::warn!(sink = %name, records = group.len(), reason = log_label(&reason), "Some records were refused for now; retrying them.");
                             if !self.wait(backoff.next_delay(None)).await {
                                 return;
                             }
@@ -343,7 +343,7 @@ impl<S: Service> Shared<S> {
                             .metrics
                             .set_sink_health(name, SinkHealth::Degraded(reason.clone()));
                         let delay = backoff.next_delay(after);
-                        tracing::warn!(sink = %name, records = group.len(), %reason, retry_in_ms = delay.as_millis() as u64, attempt = backoff.attempts(), "Delivery failed; retrying.");
+                        tracing::warn!(sink = %name, records = group.len(), reason = log_label(&reason), retry_in_ms = delay.as_millis() as u64, attempt = backoff.attempts(), "Delivery failed; retrying.");
                         if !self.wait(delay).await {
                             return;
                         }
@@ -354,7 +354,7 @@ impl<S: Service> Shared<S> {
                     }
                     Classified::Split { reason } => {
                         let second = group.split_off(group.len() / 2);
-                        tracing::info!(sink = %name, first = group.len(), second = second.len(), %reason, "Request refused as a whole; splitting it.");
+                        tracing::info!(sink = %name, first = group.len(), second = second.len(), reason = log_label(&reason), "Request refused as a whole; splitting it.");
                         groups.push_front(second);
                         groups.push_front(group);
                         break;
@@ -369,7 +369,7 @@ impl<S: Service> Shared<S> {
                             .metrics
                             .set_sink_health(name, SinkHealth::Failing(reason.clone()));
                         if !misconfigured {
-                            tracing::error!(sink = %name, %reason, "The SIEM refuses this sink's configuration; records are kept and sending is retried until it is fixed.");
+                            tracing::error!(sink = %name, reason = log_label(&reason), "The SIEM refuses this sink's configuration; records are kept and sending is retried until it is fixed.");
                             misconfigured = true;
                         }
                         // Probe at the slow end of the backoff: nothing will change soon.
@@ -428,7 +428,7 @@ impl<S: Service> Shared<S> {
     /// Dead-letter permanently rejected records; they count as handled once written.
     fn dead_letter(&self, records: Vec<Encoded>, reason: &str) {
         let name = &self.context.name;
-        tracing::warn!(sink = %name, records = records.len(), %reason, "Records rejected by the SIEM; dead-lettered.");
+        tracing::warn!(sink = %name, records = records.len(), reason = log_label(&reason), "Records rejected by the SIEM; dead-lettered.");
         let mut writer = match self.dead_letters.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -461,6 +461,23 @@ impl<S: Service> Shared<S> {
             }
         }
     }
+}
+
+/// The part of a SIEM's reason that is safe to log: up to where the SIEM starts quoting
+/// (a JSON body, a bracketed field name, a quoted value), at most 120 bytes. SIEMs echo field
+/// values in rejections (Elastic's "Preview of field's value: '…'"), and those can be personal
+/// data or, with content forwarding on, prompt text; the whole reason goes to the dead-letter
+/// file (mode 0600) instead.
+pub fn log_label(reason: &str) -> &str {
+    let end = reason
+        .find(['{', '[', '"', '\''])
+        .unwrap_or(reason.len())
+        .min(120);
+    let mut end = end;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].trim_end_matches([' ', ':', '(']).trim_end()
 }
 
 #[cfg(test)]

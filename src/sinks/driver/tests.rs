@@ -271,3 +271,26 @@ async fn misconfiguration_keeps_records_until_abort_and_never_dead_letters_them(
     let (_, dead) = finish(harness).await;
     assert!(dead.is_empty());
 }
+
+#[test]
+fn log_labels_stop_where_the_siem_starts_quoting() {
+    assert_eq!(
+        log_label("document_parsing_exception: failed to parse field [prompt_raw] of type [long]. Preview of field's value: 'secret prompt'"),
+        "document_parsing_exception: failed to parse field"
+    );
+    assert_eq!(
+        log_label(
+            "HTTP 400 (stream Custom-AIWardenEvents_CL): {\"error\":{\"message\":\"secret\"}}"
+        ),
+        "HTTP 400 (stream Custom-AIWardenEvents_CL)"
+    );
+    assert_eq!(
+        log_label("HTTP 503 (HEC code 9: Server is busy)"),
+        "HTTP 503 (HEC code 9: Server is busy)"
+    );
+    assert_eq!(
+        log_label(&"é".repeat(100)).len() % 2,
+        0,
+        "cut on a character boundary"
+    );
+}
