@@ -428,7 +428,7 @@ impl<S: Service> Shared<S> {
     /// Dead-letter permanently rejected records; they count as handled once written.
     fn dead_letter(&self, records: Vec<Encoded>, reason: &str) {
         let name = &self.context.name;
-        tracing::warn!(sink = %name, records = records.len(), reason = log_label(&reason), "Records rejected by the SIEM; dead-lettered.");
+        tracing::warn!(sink = %name, records = records.len(), reason = log_label(reason), "Records rejected by the SIEM; dead-lettered.");
         let mut writer = match self.dead_letters.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
