@@ -38,6 +38,7 @@ impl Processor {
         mut reloads: mpsc::Receiver<Detection>,
     ) {
         let mut last_snapshot = std::time::Instant::now();
+        let mut gauges_at: Option<std::time::Instant> = None;
         let mut decoded = Vec::new();
         let mut alerts = Vec::new();
         loop {
@@ -141,12 +142,25 @@ impl Processor {
                 tracing::warn!(source = %source, stream = %stream, records = future, "Records stamped in the future beyond detect.max_clock_skew: forwarded, kept out of detection.");
             }
             self.metrics.late_events(self.engine.take_late_events());
-            for rule in self.engine.stats().rules {
-                let labels = vec![("rule", rule.rule_id)];
-                self.metrics
-                    .set_gauge("tracked_entities", labels.clone(), rule.entities as i64);
-                self.metrics
-                    .set_gauge("refused_entities", labels, rule.refused_entities as i64);
+            // Entity counts change slowly; refreshing them once a second spares every batch the
+            // walk over the rules and the label strings.
+            if gauges_at.is_none_or(|at: std::time::Instant| {
+                at.elapsed() >= std::time::Duration::from_secs(1)
+            }) {
+                gauges_at = Some(std::time::Instant::now());
+                for rule in self.engine.stats().rules {
+                    let labels = vec![("rule", rule.rule_id)];
+                    self.metrics.set_gauge(
+                        "tracked_entities",
+                        labels.clone(),
+                        rule.entities as i64,
+                    );
+                    self.metrics.set_gauge(
+                        "refused_entities",
+                        labels,
+                        rule.refused_entities as i64,
+                    );
+                }
             }
             if let Err(error) = self.dead_letters.flush() {
                 tracing::error!(path = %self.dead_letters.path().display(), %error, "Cannot flush the dead-letter file.");
