@@ -80,8 +80,8 @@ pub enum ItemVerdict {
 pub struct Encoded {
     /// The encoded record (an envelope, a document with its action line, a JSON object).
     pub bytes: Vec<u8>,
-    /// The record's id (`event_id` or `alert_id`), for the dead letter.
-    pub id: String,
+    /// The record itself (a shared handle, no copy), for its id in a dead letter.
+    item: Output,
     ack: AckToken,
     read_at: std::time::Instant,
 }
@@ -195,7 +195,7 @@ pub async fn run<S: Service>(
             {
                 let encoded = Encoded {
                     bytes,
-                    id: item_id(item).to_string(),
+                    item: item.clone(),
                     ack: batch.ack.clone(),
                     read_at: batch.read_at,
                 };
@@ -217,7 +217,7 @@ pub async fn run<S: Service>(
             pending_bytes += size;
             pending.push(Encoded {
                 bytes,
-                id: item_id(item).to_string(),
+                item: item.clone(),
                 ack: batch.ack.clone(),
                 read_at: batch.read_at,
             });
@@ -439,7 +439,7 @@ impl<S: Service> Shared<S> {
             let entry = SinkDeadLetter {
                 time: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
                 sink: name,
-                id: &record.id,
+                id: item_id(&record.item),
                 reason,
                 payload: String::from_utf8_lossy(&record.bytes).into_owned(),
             };
