@@ -124,23 +124,10 @@ fn kill_9_mid_file_then_restart_loses_nothing_and_repeats_at_most_the_in_flight_
 fn baselines_survive_a_restart() {
     let agent = AgentDir::new();
     std::fs::create_dir(agent.path("in")).unwrap();
-    agent.write_config(
-        r#"
-[agent]
-state_dir = "{dir}/state"
-[sources.audit]
-type = "file"
-include = ["{dir}/in/*.jsonl"]
-[sinks.alerts]
-type = "file"
-path = "{dir}/alerts.jsonl"
-records = "alerts"
-[sinks.events]
-type = "file"
-path = "{dir}/events.jsonl"
-records = "events"
-"#,
-    );
+    agent.write_config(&format!(
+        "[agent]\nstate_dir = \"{{dir}}/state\"\n{}",
+        crate::util::TAIL_TO_FILES
+    ));
     // Five ordinary days of 20,000 tokens.
     let mut history = Vec::new();
     for day in 16..21u32 {

@@ -355,23 +355,10 @@ fn replay_seeds_baselines_for_a_first_start() {
     for line in &last_day {
         writeln!(file, "{line}").unwrap();
     }
-    agent.write_config(
-        r#"
-[agent]
-state_dir = "{dir}/state"
-[sources.audit]
-type = "file"
-include = ["{dir}/in/*.jsonl"]
-[sinks.alerts]
-type = "file"
-path = "{dir}/alerts.jsonl"
-records = "alerts"
-[sinks.events]
-type = "file"
-path = "{dir}/events.jsonl"
-records = "events"
-"#,
-    );
+    agent.write_config(&format!(
+        "[agent]\nstate_dir = \"{{dir}}/state\"\n{}",
+        crate::util::TAIL_TO_FILES
+    ));
     let mut child = agent.spawn();
     crate::util::wait_until(std::time::Duration::from_secs(20), "the last day", || {
         crate::util::count_lines(&agent.path("events.jsonl")) >= last_day.len()

@@ -301,25 +301,10 @@ fn rules_reload_on_change_keeping_state_and_a_broken_file_keeps_the_running_rule
     let agent = AgentDir::new();
     std::fs::create_dir(agent.path("in")).unwrap();
     std::fs::create_dir(agent.path("rules.d")).unwrap();
-    agent.write_config(
-        r#"
-[agent]
-state_dir = "{dir}/state"
-[detect]
-overrides_dir = "{dir}/rules.d"
-[sources.audit]
-type = "file"
-include = ["{dir}/in/*.jsonl"]
-[sinks.alerts]
-type = "file"
-path = "{dir}/alerts.jsonl"
-records = "alerts"
-[sinks.events]
-type = "file"
-path = "{dir}/events.jsonl"
-records = "events"
-"#,
-    );
+    agent.write_config(&format!(
+        "[agent]\nstate_dir = \"{{dir}}/state\"\n[detect]\noverrides_dir = \"{{dir}}/rules.d\"\n{}",
+        crate::util::TAIL_TO_FILES
+    ));
     let calls = |from: u32, to: u32| -> String {
         (from..to)
             .map(|n| {

@@ -79,6 +79,22 @@ pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> 
     }
 }
 
+/// The sources and sinks most binary tests share: `in/*.jsonl` tailed as source `audit`, alerts
+/// to `alerts.jsonl` and events to `events.jsonl` in the agent's directory.
+pub const TAIL_TO_FILES: &str = r#"
+[sources.audit]
+type = "file"
+include = ["{dir}/in/*.jsonl"]
+[sinks.alerts]
+type = "file"
+path = "{dir}/alerts.jsonl"
+records = "alerts"
+[sinks.events]
+type = "file"
+path = "{dir}/events.jsonl"
+records = "events"
+"#;
+
 /// A temporary directory laid out for one agent: config, state, input and output.
 pub struct AgentDir {
     pub dir: tempfile::TempDir,
