@@ -9,7 +9,7 @@ use aiwarden::sinks::elastic::{
     alert_document, data_stream, event_document, DocumentSettings, ALERTS_DATASET, EVENTS_DATASET,
 };
 use aiwarden::sinks::sentinel::{alert_row, event_row};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -387,7 +387,6 @@ fn splunk_props_name_only_fields_the_hec_sink_sends() {
     }
     let tags = conf("connectors/splunk/default/tags.conf");
     assert_eq!(tags["eventtype=aiwarden_alert"]["alert"], "enabled");
-    let _ = json!(null);
 }
 
 #[test]
