@@ -17,7 +17,12 @@ pub const TECHNIQUES: &[(&str, &str)] = &[
 pub fn technique_ids(tags: &[String]) -> Vec<&str> {
     tags.iter()
         .filter_map(|tag| tag.find("AML.T").map(|start| &tag[start..]))
-        .filter(|id| id.len() >= 9 && id[5..9].bytes().all(|b| b.is_ascii_digit()))
+        // Bytes, not a str slice: a tag with a multi-byte character there must not panic.
+        .filter(|id| {
+            id.as_bytes()
+                .get(5..9)
+                .is_some_and(|digits| digits.iter().all(u8::is_ascii_digit))
+        })
         .collect()
 }
 
@@ -44,5 +49,7 @@ mod tests {
         assert_eq!(technique_ids(&tags), vec!["AML.T0057", "AML.T0034"]);
         assert_eq!(technique_name("AML.T0057"), Some("LLM Data Leakage"));
         assert_eq!(technique_name("AML.T9999"), None);
+        let odd = vec!["AML.Té12".to_string(), "AML.T00€".to_string()];
+        assert!(technique_ids(&odd).is_empty());
     }
 }
