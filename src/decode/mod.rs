@@ -159,6 +159,23 @@ impl Decoder {
     }
 }
 
+/// Check a source's `[mapping]` and `[decode]` tables: the key (relative to the source) and the
+/// reason.
+pub fn validate_settings(
+    mapping: &Mapping,
+    options: &DecodeOptions,
+) -> Result<(), (String, String)> {
+    mapping.validate().map_err(|error| {
+        let target = match &error {
+            MappingError::UnknownTarget(target) | MappingError::EmptySegment { target, .. } => {
+                target
+            }
+        };
+        (format!("mapping.{target}"), error.to_string())
+    })?;
+    options.validate()
+}
+
 /// Parse a line into a JSON object; errors name the problem, never the text.
 fn parse_object(line: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, DecodeError> {
     let text = std::str::from_utf8(line).map_err(|error| {

@@ -10,6 +10,8 @@
 
 pub mod file;
 pub mod framing;
+pub mod http;
+pub mod receiver;
 pub mod stdin;
 
 use crate::decode::Format;
@@ -114,6 +116,8 @@ pub enum SourceConfig {
     File(file::FileSourceConfig),
     /// Read JSON lines from standard input until end of file.
     Stdin(stdin::StdinSourceConfig),
+    /// Receive records pushed over HTTP (`POST /v1/events`).
+    Http(http::HttpSourceConfig),
 }
 
 impl SourceConfig {
@@ -122,6 +126,7 @@ impl SourceConfig {
         match self {
             SourceConfig::File(config) => config.format,
             SourceConfig::Stdin(config) => config.format,
+            SourceConfig::Http(config) => config.format,
         }
     }
 
@@ -129,15 +134,23 @@ impl SourceConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         match self {
             SourceConfig::File(config) => config.validate(),
-            SourceConfig::Stdin(_) => Ok(()),
+            SourceConfig::Stdin(config) => {
+                crate::decode::validate_settings(&config.mapping, &config.decode)
+            }
+            SourceConfig::Http(config) => config.validate(),
         }
     }
 
     /// Start the source.
     pub fn build(&self, context: SourceContext) -> SourceTask {
         match self {
-            SourceConfig::File(config) => Box::pin(file::run(config.clone(), context)),
+            SourceConfig::File(config) => {
+                let mut config = config.clone();
+                config.format = config.format.configure(&config.mapping, &config.decode);
+                Box::pin(file::run(config, context))
+            }
             SourceConfig::Stdin(config) => Box::pin(stdin::run(config.clone(), context)),
+            SourceConfig::Http(config) => Box::pin(http::run(config.clone(), context)),
         }
     }
 }
