@@ -94,6 +94,15 @@ fn from_log_record(
     let event_name = body_name
         .filter(|name| !name.trim().is_empty())
         .or_else(|| text("event.name"))
+        .or_else(|| {
+            // OTLP's own `eventName` field (newer SDKs set it instead of an attribute).
+            log_record
+                .raw
+                .get("eventName")
+                .and_then(Value::as_str)
+                .filter(|name| !name.trim().is_empty())
+                .map(|name| name.strip_prefix(EVENT_PREFIX).unwrap_or(name).to_string())
+        })
         .ok_or_else(|| {
             DecodeError::new(
                 Reason::MissingField,

@@ -11,6 +11,7 @@
 pub mod file;
 pub mod framing;
 pub mod http;
+pub mod otlp;
 pub mod receiver;
 pub mod stdin;
 
@@ -118,6 +119,8 @@ pub enum SourceConfig {
     Stdin(stdin::StdinSourceConfig),
     /// Receive records pushed over HTTP (`POST /v1/events`).
     Http(http::HttpSourceConfig),
+    /// Receive OpenTelemetry logs (Claude Code) over OTLP/HTTP and OTLP/gRPC.
+    Otlp(otlp::OtlpSourceConfig),
 }
 
 impl SourceConfig {
@@ -127,6 +130,7 @@ impl SourceConfig {
             SourceConfig::File(config) => config.format,
             SourceConfig::Stdin(config) => config.format,
             SourceConfig::Http(config) => config.format,
+            SourceConfig::Otlp(_) => Format::ClaudeCodeOtel,
         }
     }
 
@@ -138,6 +142,7 @@ impl SourceConfig {
                 crate::decode::validate_settings(&config.mapping, &config.decode)
             }
             SourceConfig::Http(config) => config.validate(),
+            SourceConfig::Otlp(config) => config.validate(),
         }
     }
 
@@ -151,6 +156,7 @@ impl SourceConfig {
             }
             SourceConfig::Stdin(config) => Box::pin(stdin::run(config.clone(), context)),
             SourceConfig::Http(config) => Box::pin(http::run(config.clone(), context)),
+            SourceConfig::Otlp(config) => Box::pin(otlp::run(config.clone(), context)),
         }
     }
 }
