@@ -6,6 +6,7 @@ mod alerts;
 mod cli;
 mod connectors;
 mod elastic;
+mod inputs;
 mod malformed;
 mod mock;
 mod restart;
