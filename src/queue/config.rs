@@ -78,10 +78,12 @@ impl QueueConfig {
         if self.max_bytes < 1024 * 1024 {
             return Err(("queue.max_bytes".into(), "must be at least 1 MiB".into()));
         }
-        if self.segment_bytes < 64 * 1024 || self.segment_bytes > self.max_bytes {
+        // The segment being written is kept until the next one begins, delivered or not: at a
+        // quarter of the limit at most, it can never make the queue look full on its own.
+        if self.segment_bytes < 64 * 1024 || self.segment_bytes > self.max_bytes / 4 {
             return Err((
                 "queue.segment_bytes".into(),
-                "must be at least 64 KiB and at most queue.max_bytes".into(),
+                "must be at least 64 KiB and at most a quarter of queue.max_bytes".into(),
             ));
         }
         Ok(())

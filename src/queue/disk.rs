@@ -8,10 +8,11 @@
 //! crash means records sent again, never records lost.
 
 use super::config::{Fsync, QueueConfig};
-use super::frame::{self, Parsed, QueuedRecord, RecordKind};
+use super::frame::{self, Parsed, RecordKind};
+use super::reader::{Damaged, Reader};
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
@@ -30,7 +31,7 @@ pub struct QueueError {
 }
 
 impl QueueError {
-    fn new(context: &'static str, path: &Path, source: std::io::Error) -> Self {
+    pub(super) fn new(context: &'static str, path: &Path, source: std::io::Error) -> Self {
         QueueError {
             context,
             path: path.display().to_string(),
@@ -44,28 +45,6 @@ impl QueueError {
     }
 }
 
-/// Bytes that could not be read back as records: dead-lettered with the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Damaged {
-    /// The segment file.
-    pub segment: PathBuf,
-    /// Where in it the damage starts.
-    pub offset: u64,
-    /// The damaged bytes (up to the next intact frame).
-    pub bytes: Vec<u8>,
-    /// Why they are not a record.
-    pub reason: &'static str,
-}
-
-/// What the reader found next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReadItem {
-    /// An intact record.
-    Record(QueuedRecord),
-    /// Damaged bytes, skipped.
-    Damaged(Damaged),
-}
-
 /// A snapshot of the queue's size, for metrics and `status`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueStats {
@@ -75,6 +54,19 @@ pub struct QueueStats {
     pub bytes: u64,
     /// When the oldest undelivered record was queued (Unix ms), if any.
     pub oldest_ms: Option<i64>,
+}
+
+/// What the reader needs to know of a segment.
+#[derive(Debug)]
+pub(super) struct SegmentView {
+    pub first_index: u64,
+    pub path: PathBuf,
+    /// Bytes written so far: whole frames only.
+    pub written: u64,
+    /// The next segment's first index, once this one is finished.
+    pub next: Option<u64>,
+    /// The queue's commit point.
+    pub committed: u64,
 }
 
 #[derive(Debug)]
@@ -169,15 +161,14 @@ impl DiskQueue {
                     segment: path.clone(),
                     offset: scan.intact_end as u64,
                     bytes: bytes[scan.intact_end..].to_vec(),
-                    reason: "unfinished write at the end of the queue (the agent stopped mid-write)",
+                    reason:
+                        "unfinished write at the end of the queue (the agent stopped mid-write)",
                 });
                 truncate(&path, scan.intact_end as u64)?;
                 length = scan.intact_end as u64;
             }
-            if let Some(&(index, queued_at)) = scan
-                .records
-                .iter()
-                .find(|(index, _)| *index >= committed)
+            if let Some(&(index, queued_at)) =
+                scan.records.iter().find(|(index, _)| *index >= committed)
             {
                 state.appends.push_back((index, queued_at));
             }
@@ -230,14 +221,7 @@ impl DiskQueue {
                 file,
                 buffer: Vec::new(),
             },
-            reader: Reader {
-                queue: Arc::clone(&queue),
-                segment: first_segment,
-                offset: 0,
-                window: Vec::new(),
-                file: None,
-                expected: committed,
-            },
+            reader: Reader::new(Arc::clone(&queue), first_segment, committed),
             queue,
             torn,
         })
@@ -248,6 +232,23 @@ impl DiskQueue {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         }
+    }
+
+    /// The first segment at or after `first_index`, for the reader.
+    pub(super) fn segment_at(&self, first_index: u64) -> Option<SegmentView> {
+        let state = self.lock();
+        let position = state
+            .segments
+            .iter()
+            .position(|segment| segment.first_index >= first_index)?;
+        let segment = &state.segments[position];
+        Some(SegmentView {
+            first_index: segment.first_index,
+            path: segment.path.clone(),
+            written: segment.bytes,
+            next: state.segments.get(position + 1).map(|s| s.first_index),
+            committed: state.committed,
+        })
     }
 
     /// The queue's directory.
@@ -276,10 +277,19 @@ impl DiskQueue {
         let _ = tokio::time::timeout(at_most, self.data.notified()).await;
     }
 
+    /// Wake the reader (e.g. intake has closed: nothing more will come).
+    pub fn wake(&self) {
+        self.data.notify_one();
+    }
+
     /// Size and age, for metrics.
     pub fn stats(&self) -> QueueStats {
         let state = self.lock();
-        let done_ahead: u64 = state.done_ahead.iter().map(|(start, end)| end - start).sum();
+        let done_ahead: u64 = state
+            .done_ahead
+            .iter()
+            .map(|(start, end)| end - start)
+            .sum();
         let records = state
             .next_index
             .saturating_sub(state.committed)
@@ -545,167 +555,5 @@ impl Writer {
             last_index: None,
         });
         Ok(())
-    }
-}
-
-/// The one reader of a queue: hands out records not yet done, in order.
-#[derive(Debug)]
-pub struct Reader {
-    queue: Arc<DiskQueue>,
-    /// First index of the segment being read.
-    segment: u64,
-    /// File offset of `window[0]`.
-    offset: u64,
-    window: Vec<u8>,
-    file: Option<File>,
-    /// The index the next record should have; a higher one means records were lost to damage.
-    expected: u64,
-}
-
-const READ_CHUNK: usize = 256 * 1024;
-
-impl Reader {
-    /// The next record not yet done, damage found on the way, or `None` when caught up.
-    pub fn next(&mut self) -> Result<Option<ReadItem>, QueueError> {
-        loop {
-            let queue = Arc::clone(&self.queue);
-            let (path, written, next_segment, committed) = {
-                let state = queue.lock();
-                let position = state
-                    .segments
-                    .iter()
-                    .position(|segment| segment.first_index >= self.segment);
-                let Some(position) = position else {
-                    return Ok(None);
-                };
-                let segment = &state.segments[position];
-                if segment.first_index != self.segment {
-                    // Ours was deleted (all done) or we start before the first one.
-                    self.move_to(segment.first_index);
-                }
-                let next = state.segments.get(position + 1).map(|s| s.first_index);
-                (segment.path.clone(), segment.bytes, next, state.committed)
-            };
-            let end = self.offset + self.window.len() as u64;
-            if self.window.is_empty() && self.offset >= written {
-                match next_segment {
-                    Some(next) => {
-                        // Records the damage at the end of this segment took are done.
-                        self.skip_to(next);
-                        self.move_to(next);
-                        continue;
-                    }
-                    None => return Ok(None),
-                }
-            }
-            if !self.window.is_empty() {
-                match frame::parse(&self.window) {
-                    Parsed::Frame { record, len } => {
-                        self.consume(len);
-                        if record.index < committed.max(self.expected) {
-                            continue;
-                        }
-                        self.skip_to(record.index);
-                        self.expected = record.index + 1;
-                        return Ok(Some(ReadItem::Record(record)));
-                    }
-                    Parsed::Incomplete if end < written => {
-                        self.fill(&path, written)?;
-                        continue;
-                    }
-                    Parsed::Incomplete => {
-                        // Everything up to `written` is whole frames; a short one is damage.
-                        let reason = "frame cut short";
-                        return Ok(Some(self.skip_damage(&path, written, reason)?));
-                    }
-                    Parsed::Damaged(reason) => {
-                        return Ok(Some(self.skip_damage(&path, written, reason)?));
-                    }
-                }
-            }
-            if self.fill(&path, written)? == 0 {
-                // The file is shorter than what was written to it: someone cut it.
-                tracing::warn!(path = %path.display(), "A queue segment is shorter than expected; its missing records are lost.");
-                self.window.clear();
-                self.offset = written;
-            }
-        }
-    }
-
-    /// Indices between the expected one and `index` were lost to damage: count them done.
-    fn skip_to(&mut self, index: u64) {
-        if index > self.expected {
-            self.queue.done(self.expected, index);
-            self.expected = index;
-        }
-    }
-
-    fn move_to(&mut self, segment: u64) {
-        self.segment = segment;
-        self.offset = 0;
-        self.window.clear();
-        self.file = None;
-    }
-
-    fn consume(&mut self, len: usize) {
-        self.window.drain(..len);
-        self.offset += len as u64;
-    }
-
-    /// Read more of the segment, up to what is written.
-    fn fill(&mut self, path: &Path, written: u64) -> Result<usize, QueueError> {
-        let end = self.offset + self.window.len() as u64;
-        if end >= written {
-            return Ok(0);
-        }
-        if self.file.is_none() {
-            let file = File::open(path)
-                .map_err(|error| QueueError::new("cannot open a queue segment", path, error))?;
-            self.file = Some(file);
-        }
-        let Some(file) = self.file.as_mut() else {
-            return Ok(0);
-        };
-        let want = ((written - end) as usize).min(READ_CHUNK.max(self.window.len()));
-        let start = self.window.len();
-        self.window.resize(start + want, 0);
-        let read = file
-            .seek(SeekFrom::Start(end))
-            .and_then(|_| file.read(&mut self.window[start..]))
-            .map_err(|error| QueueError::new("cannot read a queue segment", path, error))?;
-        self.window.truncate(start + read);
-        Ok(read)
-    }
-
-    /// Skip from the current position to the next intact frame (or the written end).
-    fn skip_damage(
-        &mut self,
-        path: &Path,
-        written: u64,
-        reason: &'static str,
-    ) -> Result<ReadItem, QueueError> {
-        let start = self.offset;
-        loop {
-            if let Some(skip) = frame::resync(&self.window) {
-                let bytes = self.window[..skip].to_vec();
-                self.consume(skip);
-                return Ok(self.damaged(path, start, bytes, reason));
-            }
-            let end = self.offset + self.window.len() as u64;
-            if end >= written || self.fill(path, written)? == 0 {
-                let bytes = std::mem::take(&mut self.window);
-                self.offset = written;
-                return Ok(self.damaged(path, start, bytes, reason));
-            }
-        }
-    }
-
-    fn damaged(&self, path: &Path, offset: u64, bytes: Vec<u8>, reason: &'static str) -> ReadItem {
-        ReadItem::Damaged(Damaged {
-            segment: path.to_path_buf(),
-            offset,
-            bytes,
-            reason,
-        })
     }
 }

@@ -150,7 +150,9 @@ pub fn resync(bytes: &[u8]) -> Option<usize> {
 }
 
 fn find_magic(bytes: &[u8]) -> Option<usize> {
-    bytes.windows(MAGIC.len()).position(|window| window == MAGIC)
+    bytes
+        .windows(MAGIC.len())
+        .position(|window| window == MAGIC)
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
@@ -171,7 +173,14 @@ mod tests {
 
     fn frame(index: u64, body: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        encode(&mut out, index, 1_700_000_000_000, RecordKind::Event, "id-1", body);
+        encode(
+            &mut out,
+            index,
+            1_700_000_000_000,
+            RecordKind::Event,
+            "id-1",
+            body,
+        );
         out
     }
 

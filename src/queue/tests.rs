@@ -26,7 +26,7 @@ fn append(writer: &mut Writer, ids: std::ops::Range<u32>) {
 
 fn read_all(reader: &mut Reader) -> Vec<ReadItem> {
     let mut items = Vec::new();
-    while let Some(item) = reader.next().unwrap() {
+    while let Some(item) = reader.read_next().unwrap() {
         items.push(item);
     }
     items
@@ -64,7 +64,10 @@ fn records_come_back_in_order_and_survive_a_reopen_until_done() {
     append(&mut writer, 0..5);
     append(&mut writer, 5..8);
     let items = read_all(&mut reader);
-    assert_eq!(ids(&items), (0..8).map(|i| format!("id-{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&items),
+        (0..8).map(|i| format!("id-{i}")).collect::<Vec<_>>()
+    );
     assert_eq!(queue.stats().records, 8);
     // Done out of order: 3..8 first, then 0..2. Index 2 is still pending.
     queue.done(3, 8);

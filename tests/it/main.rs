@@ -5,6 +5,7 @@
 mod alerts;
 mod cli;
 mod connectors;
+mod durability;
 mod elastic;
 mod malformed;
 mod mock;
