@@ -5,6 +5,7 @@
 mod alerts;
 mod cli;
 mod connectors;
+mod durability;
 mod elastic;
 mod inputs;
 mod malformed;
