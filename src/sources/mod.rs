@@ -8,6 +8,7 @@
 //!
 //! Adding a source: a module here, a [`SourceConfig`] variant, and an arm in [`SourceConfig::build`].
 
+pub mod anthropic;
 pub mod file;
 pub mod framing;
 pub mod stdin;
@@ -114,6 +115,8 @@ pub enum SourceConfig {
     File(file::FileSourceConfig),
     /// Read JSON lines from standard input until end of file.
     Stdin(stdin::StdinSourceConfig),
+    /// Poll Anthropic's Compliance API activity feed and usage/cost reports.
+    Anthropic(Box<anthropic::AnthropicSourceConfig>),
 }
 
 impl SourceConfig {
@@ -122,6 +125,7 @@ impl SourceConfig {
         match self {
             SourceConfig::File(config) => config.format,
             SourceConfig::Stdin(config) => config.format,
+            SourceConfig::Anthropic(_) => Format::Native,
         }
     }
 
@@ -130,6 +134,7 @@ impl SourceConfig {
         match self {
             SourceConfig::File(config) => config.validate(),
             SourceConfig::Stdin(_) => Ok(()),
+            SourceConfig::Anthropic(config) => config.validate(),
         }
     }
 
@@ -138,6 +143,9 @@ impl SourceConfig {
         match self {
             SourceConfig::File(config) => Box::pin(file::run(config.clone(), context)),
             SourceConfig::Stdin(config) => Box::pin(stdin::run(config.clone(), context)),
+            SourceConfig::Anthropic(config) => {
+                Box::pin(anthropic::run((**config).clone(), context))
+            }
         }
     }
 }
