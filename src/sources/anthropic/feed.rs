@@ -35,19 +35,15 @@ impl Page {
         let Some(Value::Array(data)) = body.remove("data") else {
             return Err(unexpected("the body has no `data` array"));
         };
-        let id_of = |value: Option<&Value>| {
-            value
-                .and_then(|v| v.get("id"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
+        let id_of = |value: &Value| value.get("id").and_then(Value::as_str).map(str::to_string);
         let text = |value: Option<Value>| match value {
             Some(Value::String(s)) if !s.is_empty() => Some(s),
             _ => None,
         };
-        // The ids in the body win; the items' own ids stand in when they are absent.
-        let first_id = text(body.remove("first_id")).or_else(|| id_of(data.first()));
-        let last_id = text(body.remove("last_id")).or_else(|| id_of(data.last()));
+        // The ids in the body win; the items' own ids stand in when they are absent (an item
+        // without an id, dead-lettered downstream, must not stall the cursor).
+        let first_id = text(body.remove("first_id")).or_else(|| data.iter().find_map(id_of));
+        let last_id = text(body.remove("last_id")).or_else(|| data.iter().rev().find_map(id_of));
         let has_more = body
             .get("has_more")
             .and_then(Value::as_bool)
@@ -90,9 +86,8 @@ pub(crate) async fn poll(
         };
         let newest_time = page
             .data
-            .first()
-            .and_then(|a| a.get("created_at"))
-            .and_then(Value::as_str)
+            .iter()
+            .find_map(|a| a.get("created_at").and_then(Value::as_str))
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc));
         let count = page.data.len();
