@@ -5,6 +5,7 @@ mod calendar;
 mod conditions;
 mod distinct;
 mod engine;
+mod first_seen;
 mod operators;
 mod pack;
 mod rules;
