@@ -6,12 +6,12 @@ use std::path::Path;
 /// The default rule pack (`rules/` in the repository), built in so the agent works with no files.
 pub const BUILTIN_RULES: &[(&str, &str)] = &[
     (
-        "anthropic-api-key-token-spike.toml",
-        include_str!("../../rules/anthropic-api-key-token-spike.toml"),
+        "anthropic-api-key-usage-spike.toml",
+        include_str!("../../rules/anthropic-api-key-usage-spike.toml"),
     ),
     (
-        "anthropic-claude-code-token-spike.toml",
-        include_str!("../../rules/anthropic-claude-code-token-spike.toml"),
+        "anthropic-claude-code-usage-spike.toml",
+        include_str!("../../rules/anthropic-claude-code-usage-spike.toml"),
     ),
     (
         "anthropic-file-burst.toml",
