@@ -8,6 +8,7 @@
 //!
 //! Adding a source: a module here, a [`SourceConfig`] variant, and an arm in [`SourceConfig::build`].
 
+pub mod anthropic;
 pub mod file;
 pub mod framing;
 pub mod http;
@@ -121,6 +122,8 @@ pub enum SourceConfig {
     Http(http::HttpSourceConfig),
     /// Receive OpenTelemetry logs (Claude Code) over OTLP/HTTP and OTLP/gRPC.
     Otlp(otlp::OtlpSourceConfig),
+    /// Poll Anthropic's Compliance API activity feed and usage/cost reports.
+    Anthropic(Box<anthropic::AnthropicSourceConfig>),
 }
 
 impl SourceConfig {
@@ -131,6 +134,7 @@ impl SourceConfig {
             SourceConfig::Stdin(config) => config.format,
             SourceConfig::Http(config) => config.format,
             SourceConfig::Otlp(_) => Format::ClaudeCodeOtel,
+            SourceConfig::Anthropic(_) => Format::Native,
         }
     }
 
@@ -143,6 +147,7 @@ impl SourceConfig {
             }
             SourceConfig::Http(config) => config.validate(),
             SourceConfig::Otlp(config) => config.validate(),
+            SourceConfig::Anthropic(config) => config.validate(),
         }
     }
 
@@ -157,6 +162,9 @@ impl SourceConfig {
             SourceConfig::Stdin(config) => Box::pin(stdin::run(config.clone(), context)),
             SourceConfig::Http(config) => Box::pin(http::run(config.clone(), context)),
             SourceConfig::Otlp(config) => Box::pin(otlp::run(config.clone(), context)),
+            SourceConfig::Anthropic(config) => {
+                Box::pin(anthropic::run((**config).clone(), context))
+            }
         }
     }
 }

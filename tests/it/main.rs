@@ -3,6 +3,7 @@
 //! One test binary (one link step) with a module per area.
 
 mod alerts;
+mod anthropic;
 mod cli;
 mod connectors;
 mod durability;
