@@ -12,6 +12,18 @@ use std::time::{Duration, Instant};
 
 const TOKEN: &str = "durable-token";
 
+/// Kills the agent if the test fails before stopping it, so no agent outlives its test.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 /// `count` events of stream `prefix`, ids `<prefix>-000000` upwards, about 300 bytes each.
 fn events(prefix: &str, count: usize) -> Vec<serde_json::Value> {
     (0..count)
@@ -150,6 +162,7 @@ fn kill_9_five_times_while_100k_events_flow_loses_nothing() {
     let mut kills = 0;
     while kills < 5 {
         let mut child = agent.spawn();
+        let _guard = KillOnDrop(child.id());
         let before = mock.accepted_count();
         // Kill once it is moving (a kill before the first read proves little), at a random moment.
         wait_until(Duration::from_secs(60), "delivery to start", || {
@@ -165,6 +178,7 @@ fn kill_9_five_times_while_100k_events_flow_loses_nothing() {
         }
     }
     let mut child = agent.spawn();
+    let _guard = KillOnDrop(child.id());
     wait_until(Duration::from_secs(180), "every event", || {
         mock.accepted_count() >= TOTAL && counts(&arrived(&mock)).len() >= TOTAL
     });
@@ -204,6 +218,7 @@ breaker_cooldown = "300ms"
     write_lines(&agent.path("in/a.jsonl"), &events("a", 3000));
     write_lines(&agent.path("in/b.jsonl"), &events("b", 3000));
     let mut child = agent.spawn();
+    let _guard = KillOnDrop(child.id());
     // Nothing listens: everything is read and queued, and the breaker opens.
     wait_until(
         Duration::from_secs(30),
@@ -264,6 +279,7 @@ breaker_cooldown = "300ms"
     // About 10 MB of input for a 1 MiB queue.
     write_lines(&agent.path("in/a.jsonl"), &events("a", 30_000));
     let mut child = agent.spawn();
+    let _guard = KillOnDrop(child.id());
     wait_until(Duration::from_secs(30), "the queue to fill", || {
         metric(telemetry, "aiwarden_sink_queue_bytes") >= 1_048_576.0
     });
@@ -298,6 +314,7 @@ fn sigterm_keeps_the_queue_and_a_damaged_record_is_dead_lettered_at_the_next_sta
     let agent = agent_with(&format!("http://{hec_addr}"), telemetry, "");
     write_lines(&agent.path("in/a.jsonl"), &events("a", 100));
     let mut child = agent.spawn();
+    let _guard = KillOnDrop(child.id());
     wait_until(
         Duration::from_secs(30),
         "the queue to hold every event",
@@ -331,6 +348,7 @@ fn sigterm_keeps_the_queue_and_a_damaged_record_is_dead_lettered_at_the_next_sta
 
     let mock = start_mock(&runtime, Some(hec_addr));
     let mut child = agent.spawn();
+    let _guard = KillOnDrop(child.id());
     wait_until(Duration::from_secs(30), "the rest to arrive", || {
         mock.accepted_count() >= 99
     });
@@ -404,6 +422,7 @@ breaker_cooldown = "300ms"
         .stderr(log)
         .spawn()
         .unwrap();
+    let _guard = KillOnDrop(child.id());
     wait_until(Duration::from_secs(30), "the disk to fill", || {
         agent.log().contains("Cannot write to the queue")
     });
