@@ -4,6 +4,7 @@
 
 mod http_source;
 mod otlp;
+mod python_sdk;
 
 use aiwarden::config::Config;
 use aiwarden::pipeline::{Pipeline, Shutdown};

@@ -12,9 +12,10 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
 
-const TOKEN: &str = "otlp-t0ken";
+pub(super) const TOKEN: &str = "otlp-t0ken";
 
-async fn receiver() -> (super::Running, String, String) {
+/// A pipeline with an `otlp` source on free loopback ports: (pipeline, HTTP URL, gRPC URL).
+pub(super) async fn receiver() -> (super::Running, String, String) {
     let http = Listener::bind("127.0.0.1:0".parse().unwrap(), None)
         .await
         .unwrap();
