@@ -4,6 +4,7 @@
 
 mod http_source;
 mod otlp;
+mod packaged_config;
 mod python_sdk;
 mod tls;
 
