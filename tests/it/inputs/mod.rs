@@ -4,6 +4,9 @@
 
 mod http_source;
 mod otlp;
+mod packaged_config;
+mod python_sdk;
+mod tls;
 
 use aiwarden::config::Config;
 use aiwarden::pipeline::{Pipeline, Shutdown};
@@ -59,5 +62,62 @@ pub fn start(source: impl FnOnce(SourceContext) -> SourceTask + Send + 'static) 
         dir,
         shutdown,
         handle,
+    }
+}
+
+/// An OTLP export of `calls` Claude Code MCP tool results in `session`, built from the proto
+/// types (what a gRPC or http/protobuf client sends).
+pub fn mcp_export(
+    session: &str,
+    calls: usize,
+) -> opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    let text = |value: &str| {
+        Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_string())),
+        })
+    };
+    let attribute = |key: &str, value: &str| KeyValue {
+        key: key.to_string(),
+        value: text(value),
+        ..Default::default()
+    };
+    let log_records = (0..calls)
+        .map(|call| LogRecord {
+            body: text("claude_code.tool_result"),
+            attributes: vec![
+                attribute("event.name", "tool_result"),
+                attribute(
+                    "event.timestamp",
+                    &format!("2026-11-23T15:00:{:02}.000Z", call % 60),
+                ),
+                attribute("session.id", session),
+                attribute("user.email", "jdoe@acme.example"),
+                attribute("tool_name", "mcp_tool"),
+                attribute("tool_use_id", &format!("toolu_{call}")),
+                attribute("success", "true"),
+                attribute(
+                    "tool_parameters",
+                    r#"{"mcp_server_name":"github","mcp_tool_name":"search"}"#,
+                ),
+            ],
+            ..Default::default()
+        })
+        .collect();
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![attribute("service.name", "claude-code")],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
     }
 }

@@ -12,9 +12,10 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
 
-const TOKEN: &str = "otlp-t0ken";
+pub(super) const TOKEN: &str = "otlp-t0ken";
 
-async fn receiver() -> (super::Running, String, String) {
+/// A pipeline with an `otlp` source on free loopback ports: (pipeline, HTTP URL, gRPC URL).
+pub(super) async fn receiver() -> (super::Running, String, String) {
     let http = Listener::bind("127.0.0.1:0".parse().unwrap(), None)
         .await
         .unwrap();
@@ -249,4 +250,69 @@ async fn otlp_http_answers_malformed_unauthorised_and_partial_requests_per_the_s
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
     running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_grpc_answers_resource_exhausted_with_retry_info_when_saturated_and_unavailable_when_stopping(
+) {
+    use aiwarden::sources::SourceContext;
+    use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+    use tonic_types::StatusExt;
+    let grpc = Listener::bind("127.0.0.1:0".parse().unwrap(), None)
+        .await
+        .unwrap();
+    let url = format!("http://{}", grpc.local_addr().unwrap());
+    let config: OtlpSourceConfig = toml::from_str(&format!(
+        "auth = {{ tokens = [\"{TOKEN}\"] }}\n[limits]\nmax_pending_requests = 1\n\
+         queue_wait = \"100ms\"\nretry_after = \"2s\"\n"
+    ))
+    .unwrap();
+    // As in the HTTP 429 test: a pipeline that never takes the batch, so the first request
+    // holds the only pending slot while it waits for its acknowledgement.
+    let (out, held) = tokio::sync::mpsc::channel(1);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let context = SourceContext {
+        name: "claude_code".into(),
+        out,
+        shutdown: shutdown.clone(),
+        state_dir: std::env::temp_dir(),
+        metrics: std::sync::Arc::new(aiwarden::telemetry::Metrics::new()),
+    };
+    let server = tokio::spawn(run_on(config, None, Some(grpc), context));
+    let client = LogsServiceClient::connect(url).await.unwrap();
+    let export = |session: &str| {
+        let mut client = client.clone();
+        let mut request = tonic::Request::new(super::mcp_export(session, 2));
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        async move { client.export(request).await }
+    };
+
+    let first = tokio::spawn(export("s-first"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let saturated = export("s-second").await.unwrap_err();
+    assert_eq!(saturated.code(), tonic::Code::ResourceExhausted);
+    let retry = saturated
+        .get_details_retry_info()
+        .expect("RESOURCE_EXHAUSTED carries RetryInfo, or exporters drop the batch");
+    assert_eq!(retry.retry_delay, Some(Duration::from_secs(2)));
+
+    shutdown.cancel();
+    drop(held);
+    let stopping = first.await.unwrap().unwrap_err();
+    assert_eq!(
+        stopping.code(),
+        tonic::Code::Unavailable,
+        "a batch nobody delivered is never success"
+    );
+    assert_eq!(
+        stopping.get_details_retry_info().unwrap().retry_delay,
+        Some(Duration::from_secs(2))
+    );
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
