@@ -166,6 +166,20 @@ pub enum RulesCommand {
         #[arg(long, value_name = "DIR")]
         rules_dir: Option<PathBuf>,
     },
+    /// Export every rule for a SIEM: `--format sigma DIR` writes Sigma rules (correlation
+    /// rules for thresholds) to DIR/rules, pySigma processing pipelines to DIR/pipelines, and
+    /// the rules Sigma cannot express, with the reason, to DIR/skipped.md.
+    Export {
+        /// The format.
+        #[arg(long, value_enum)]
+        format: rules::ExportFormat,
+        /// The directory to write to (created when missing).
+        #[arg(value_name = "DIR")]
+        out: PathBuf,
+        /// Read the rules from this directory instead of the built-in ones.
+        #[arg(long, value_name = "DIR")]
+        rules_dir: Option<PathBuf>,
+    },
 }
 
 /// A failure with the exit code it deserves.
@@ -213,6 +227,14 @@ pub fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Test { rules_dir },
         } => rules::test(rules_dir),
+        Command::Rules {
+            command:
+                RulesCommand::Export {
+                    format,
+                    out,
+                    rules_dir,
+                },
+        } => rules::export(format, &out, rules_dir),
         Command::Replay {
             files,
             config,

@@ -8,6 +8,7 @@ mod condition;
 mod distinct;
 mod operator;
 mod parse;
+pub mod sigma;
 mod threshold;
 
 pub(crate) use baseline::BaselineSpec;
