@@ -31,6 +31,8 @@ pub enum FieldKind {
     /// A list of exact strings (Elastic multi-valued `keyword`, Sentinel `dynamic`, Splunk
     /// `name{}` multi-value).
     KeywordList,
+    /// A JSON object of fields passed through as they came (Sentinel `dynamic`).
+    Object,
 }
 
 impl FieldKind {
@@ -111,7 +113,7 @@ const fn only(
     }
 }
 
-use FieldKind::{Boolean, Date, Double, Ip, Keyword, KeywordList, Long, Text};
+use FieldKind::{Boolean, Date, Double, Ip, Keyword, KeywordList, Long, Object, Text};
 
 /// Fields of a normalised audit event (`aiwarden:event`, `logs-aiwarden.events-*`,
 /// `AIWardenEvents_CL`).
@@ -254,7 +256,7 @@ pub const EVENT_FIELDS: &[CatalogueField] = &[
         sentinel: Some("Extra.resource_owner"),
     },
     only(Keyword, Some("aiwarden.event.ip_address"), None),
-    only(Keyword, None, Some("Extra")),
+    only(Object, None, Some("Extra")),
     only(Keyword, None, Some("Deployment")),
     only(Keyword, None, Some("AgentHost")),
     only(Date, Some("@timestamp"), None),
