@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 mod catalogue;
+mod queries;
 
 fn read_json(relative: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
