@@ -15,6 +15,7 @@ use std::path::Path;
 
 mod catalogue;
 mod queries;
+mod scanner;
 
 fn read_json(relative: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);

@@ -165,7 +165,13 @@ fn the_catalogue_is_exactly_what_each_sink_emits() {
 fn a_field_the_catalogue_lacks_fails_the_check() {
     let sample = json!({"alert_id": "a", "new_field": 1});
     let outcome = std::panic::catch_unwind(|| {
-        check_emitted("alerts", Siem::Splunk, ALERT_FIELDS, &[sample.clone()], &[])
+        check_emitted(
+            "alerts",
+            Siem::Splunk,
+            ALERT_FIELDS,
+            std::slice::from_ref(&sample),
+            &[],
+        )
     });
     assert!(outcome.is_err(), "an uncatalogued field must fail");
 }
