@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 mod catalogue;
+mod install;
 mod queries;
 mod scanner;
 

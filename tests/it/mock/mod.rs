@@ -2,6 +2,7 @@
 //! what they accepted, note every violation, and answer from a script.
 
 pub mod elastic;
+pub mod elastic_admin;
 pub mod sentinel;
 pub mod splunk_hec;
 pub mod syslog;
