@@ -17,6 +17,7 @@ mod catalogue;
 mod install;
 mod queries;
 mod scanner;
+mod sentinel;
 
 fn read_json(relative: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
