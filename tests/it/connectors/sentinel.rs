@@ -80,7 +80,7 @@ fn check_alert_rule(resource: &Value, problems: &mut Vec<String>) {
         "suppressionDuration",
         "triggerOperator",
     ] {
-        if !properties[key].as_str().is_some_and(|v| !v.is_empty()) {
+        if properties[key].as_str().is_none_or(|v| v.is_empty()) {
             fail(format!("{key} missing"));
         }
     }
@@ -219,6 +219,8 @@ fn the_arm_template_is_a_valid_deployment_of_tables_dcr_rules_hunting_and_workbo
     let mut problems = Vec::new();
     let mut count = std::collections::BTreeMap::new();
     let mut names = BTreeSet::new();
+    let workbook_name =
+        Regex::new(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$").unwrap();
     for resource in resources {
         let kind = resource["type"].as_str().unwrap_or("");
         *count.entry(kind.to_string()).or_insert(0) += 1;
@@ -255,7 +257,7 @@ fn the_arm_template_is_a_valid_deployment_of_tables_dcr_rules_hunting_and_workbo
                     ));
                 }
                 for key in ["displayName", "query"] {
-                    if !properties[key].as_str().is_some_and(|v| !v.is_empty()) {
+                    if properties[key].as_str().is_none_or(|v| v.is_empty()) {
                         problems.push(format!("{}: {key} missing", resource["name"]));
                     }
                 }
