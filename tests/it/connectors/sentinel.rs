@@ -264,10 +264,7 @@ fn the_arm_template_is_a_valid_deployment_of_tables_dcr_rules_hunting_and_workbo
             }
             "Microsoft.Insights/workbooks" => {
                 let properties = &resource["properties"];
-                let guid =
-                    Regex::new(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-                        .unwrap();
-                if !guid.is_match(resource["name"].as_str().unwrap_or(""))
+                if !workbook_name.is_match(resource["name"].as_str().unwrap_or(""))
                     || resource["kind"] != "shared"
                 {
                     problems.push("a workbook is named by a GUID and shared".into());
