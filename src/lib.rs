@@ -27,6 +27,7 @@ pub mod decode;
 pub mod detect;
 pub mod enrich;
 pub mod pipeline;
+pub mod queue;
 pub mod record;
 pub mod sinks;
 pub mod sources;

@@ -32,7 +32,7 @@ pub fn decode_native(line: &[u8]) -> Result<AuditRecord, DecodeError> {
 }
 
 /// The kind of a JSON syntax error without the offending text (it may hold prompt content).
-fn json_error_kind(error: &serde_json::Error) -> &'static str {
+pub(super) fn json_error_kind(error: &serde_json::Error) -> &'static str {
     match error.classify() {
         serde_json::error::Category::Eof => "unexpected end of input",
         serde_json::error::Category::Syntax => "syntax error",

@@ -118,7 +118,7 @@ impl DistinctValues {
 }
 
 /// Call `see` with the hash of every value in `value`: the value itself, or each list item.
-fn for_each_value(value: FieldValue<'_>, mut see: impl FnMut(u64)) {
+pub(crate) fn for_each_value(value: FieldValue<'_>, mut see: impl FnMut(u64)) {
     match value {
         FieldValue::Str(s) => see(hash_text(s)),
         FieldValue::List(items) => items.iter().for_each(|item| see(hash_text(item))),

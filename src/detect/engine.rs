@@ -11,6 +11,7 @@ use super::baseline::{DailyTotals, DAY_MS};
 use super::dedup::{self, Suppression, Verdict};
 use super::distinct::{self, DistinctValues};
 use super::evaluate;
+use super::first_seen::{self, SeenValues};
 use super::rules::{Kind, Lookups, Rule};
 use super::window::Window;
 use super::{Calendars, EngineSettings, Entitlements, RuleSet};
@@ -141,6 +142,7 @@ enum State {
     Threshold(Window),
     Baseline(DailyTotals),
     Distinct(DistinctValues),
+    FirstSeen(SeenValues),
 }
 
 /// What every rule evaluation needs besides its own state.
@@ -163,6 +165,7 @@ impl Engine {
                     Kind::Threshold(spec) => spec.longest_window_ms(),
                     Kind::Baseline(spec) => (i64::from(spec.history_days) + 1) * DAY_MS,
                     Kind::Distinct(spec) => spec.window_ms,
+                    Kind::FirstSeen(spec) => spec.remember_ms,
                 };
                 RuleState {
                     store: Store {
@@ -267,6 +270,7 @@ impl Engine {
                     .map(|e| match &e.state {
                         State::Threshold(window) => window.len(),
                         State::Distinct(values) => values.count(),
+                        State::FirstSeen(values) => values.count(),
                         _ => 0,
                     })
                     .sum();
@@ -314,6 +318,7 @@ impl Store {
                     1,
                     State::Distinct(DistinctValues::new(spec.window_ms, spec.max_values, ts)),
                 ),
+                Kind::FirstSeen(_) => (1, State::FirstSeen(SeenValues::new(ts))),
             };
             let entity = Entity {
                 newest: ts,
@@ -351,7 +356,7 @@ impl RuleState {
             }
             // Late events would rewrite windows and days that were already judged.
             _ if late => {}
-            Kind::Threshold(_) | Kind::Baseline(_) | Kind::Distinct(_) => {
+            Kind::Threshold(_) | Kind::Baseline(_) | Kind::Distinct(_) | Kind::FirstSeen(_) => {
                 // Without the entity field there is nothing to group by.
                 if let Some(key) = key {
                     self.process_stateful(record, ts, &key, context, alerts);
@@ -431,6 +436,10 @@ impl RuleState {
                 .get(&spec.field)
                 .filter(|v| !matches!(v, FieldValue::Str("") | FieldValue::List([])))
                 .map(Input::Values),
+            Kind::FirstSeen(spec) => record
+                .get(&spec.field)
+                .filter(|v| !matches!(v, FieldValue::Str("") | FieldValue::List([])))
+                .map(Input::Values),
             Kind::Match => None,
         };
         let Some(input) = input else { return };
@@ -458,6 +467,20 @@ impl RuleState {
                     return;
                 }
                 distinct::evaluate(rule, spec, values, &mut entity.dedup, key, ts, sample)
+            }
+            (Kind::FirstSeen(spec), State::FirstSeen(values), Input::Values(value)) => {
+                let new = values.insert(spec, ts, value);
+                let event_id = &record.event_id;
+                first_seen::evaluate(
+                    rule,
+                    spec,
+                    values,
+                    new,
+                    &mut entity.dedup,
+                    key,
+                    ts,
+                    event_id,
+                )
             }
             _ => None,
         };

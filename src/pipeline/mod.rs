@@ -210,6 +210,7 @@ impl Pipeline {
         snapshot::restore(&mut engine, &snapshot_path);
 
         let capacity = config.agent.channel_capacity;
+        let (own_alert_sender, own_alerts) = mpsc::channel(16);
         let mut sink_senders = Vec::new();
         let mut sink_tasks: Vec<(String, SinkTask)> = Vec::new();
         for (name, sink) in config.effective_sinks() {
@@ -221,6 +222,7 @@ impl Pipeline {
                 state_dir: config.agent.state_dir.clone(),
                 agent: AgentInfo::local(config.agent.hostname.as_deref()),
                 deployment: Arc::from(config.agent.deployment_tag.as_str()),
+                alerts: Some(own_alert_sender.clone()),
             };
             let task = sink
                 .build(context, receiver)
@@ -283,7 +285,8 @@ impl Pipeline {
                 (scanner, config.detect.system_prompt_markers.clone())
             }),
         };
-        let processor_handle = tokio::spawn(processor.run(batch_receiver, reloads));
+        drop(own_alert_sender);
+        let processor_handle = tokio::spawn(processor.run(batch_receiver, reloads, own_alerts));
         let sink_handles: Vec<_> = sink_tasks
             .into_iter()
             .map(|(name, task)| (name, tokio::spawn(task)))

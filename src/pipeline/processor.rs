@@ -7,7 +7,7 @@ use crate::decode::{self, DecodeError, Reason};
 use crate::detect::{Engine, EngineSettings};
 use crate::enrich::apply_scan;
 use crate::enrich::scan::Scanner;
-use crate::record::Output;
+use crate::record::{Alert, Output};
 use crate::sinks::SinkBatch;
 use crate::sources::{LineData, SourceBatch};
 use crate::telemetry::Metrics;
@@ -36,6 +36,7 @@ impl Processor {
         mut self,
         mut batches: mpsc::Receiver<SourceBatch>,
         mut reloads: mpsc::Receiver<Detection>,
+        mut own_alerts: mpsc::Receiver<Alert>,
     ) {
         let mut last_snapshot = std::time::Instant::now();
         let mut gauges_at: Option<std::time::Instant> = None;
@@ -46,6 +47,10 @@ impl Processor {
                 batch = batches.recv() => batch,
                 Some(detection) = reloads.recv() => {
                     self.swap_rules(detection);
+                    continue;
+                }
+                Some(alert) = own_alerts.recv() => {
+                    self.send_own_alert(alert).await;
                     continue;
                 }
             };
@@ -190,6 +195,25 @@ impl Processor {
         }
         // Drained: everything read has been processed, so the state matches the checkpoints.
         self.save_snapshot();
+    }
+
+    /// An alert the agent raises about itself (a sink's full queue): to every sink. Nothing
+    /// waits to commit on it, so its token's outcome goes nowhere.
+    async fn send_own_alert(&self, alert: Alert) {
+        self.metrics
+            .alert_raised(&alert.rule_id, alert.severity.as_str());
+        let (ack, _unobserved) = crate::pipeline::ack::batch_ack();
+        let items = Arc::new(vec![Output::Alert(Arc::new(alert))]);
+        for sink in &self.sinks {
+            let _ = sink
+                .send(SinkBatch {
+                    items: Arc::clone(&items),
+                    ack: ack.clone(),
+                    read_at: std::time::Instant::now(),
+                })
+                .await;
+        }
+        ack.delivered();
     }
 
     /// New rules in, window state kept for every rule whose logic did not change.

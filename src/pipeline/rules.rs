@@ -6,6 +6,38 @@ use std::path::Path;
 /// The default rule pack (`rules/` in the repository), built in so the agent works with no files.
 pub const BUILTIN_RULES: &[(&str, &str)] = &[
     (
+        "anthropic-api-key-usage-spike.toml",
+        include_str!("../../rules/anthropic-api-key-usage-spike.toml"),
+    ),
+    (
+        "anthropic-claude-code-usage-spike.toml",
+        include_str!("../../rules/anthropic-claude-code-usage-spike.toml"),
+    ),
+    (
+        "anthropic-file-burst.toml",
+        include_str!("../../rules/anthropic-file-burst.toml"),
+    ),
+    (
+        "anthropic-key-new-creator.toml",
+        include_str!("../../rules/anthropic-key-new-creator.toml"),
+    ),
+    (
+        "anthropic-key-off-hours.toml",
+        include_str!("../../rules/anthropic-key-off-hours.toml"),
+    ),
+    (
+        "anthropic-new-network.toml",
+        include_str!("../../rules/anthropic-new-network.toml"),
+    ),
+    (
+        "anthropic-role-escalation.toml",
+        include_str!("../../rules/anthropic-role-escalation.toml"),
+    ),
+    (
+        "anthropic-workspace-cost-spike.toml",
+        include_str!("../../rules/anthropic-workspace-cost-spike.toml"),
+    ),
+    (
         "cross-user-access.toml",
         include_str!("../../rules/cross-user-access.toml"),
     ),

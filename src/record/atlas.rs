@@ -5,6 +5,8 @@ pub const FRAMEWORK: &str = "MITRE ATLAS";
 
 /// Techniques used by the rule pack: id and name (atlas.mitre.org).
 pub const TECHNIQUES: &[(&str, &str)] = &[
+    ("AML.T0012", "Valid Accounts"),
+    ("AML.T0025", "Exfiltration via Cyber Means"),
     ("AML.T0034", "Cost Harvesting"),
     ("AML.T0051", "LLM Prompt Injection"),
     ("AML.T0053", "LLM Plugin Compromise"),

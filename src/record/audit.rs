@@ -318,6 +318,10 @@ pub enum EventType {
     PolicyEvent,
     /// A security event raised upstream.
     SecurityEvent,
+    /// Something that happened on the AI platform itself (Anthropic Activity Feed).
+    PlatformActivity,
+    /// Aggregated usage or cost of a period (Anthropic usage and cost reports).
+    Usage,
     /// Any other type, kept as written.
     Other(String),
 }
@@ -333,6 +337,8 @@ impl EventType {
             EventType::McpAuthFailure => "mcp_auth_failure",
             EventType::PolicyEvent => "policy_event",
             EventType::SecurityEvent => "security_event",
+            EventType::PlatformActivity => "platform_activity",
+            EventType::Usage => "usage",
             EventType::Other(name) => name,
         }
     }
@@ -347,6 +353,8 @@ impl EventType {
             "mcp_auth_failure" => EventType::McpAuthFailure,
             "policy_event" => EventType::PolicyEvent,
             "security_event" => EventType::SecurityEvent,
+            "platform_activity" => EventType::PlatformActivity,
+            "usage" => EventType::Usage,
             other => EventType::Other(other.to_string()),
         }
     }

@@ -100,6 +100,9 @@ pub struct SinkContext {
     pub agent: crate::record::AgentInfo,
     /// The deployment tag.
     pub deployment: Arc<str>,
+    /// Where a sink hands alerts about itself (a full queue dropping records) to the pipeline,
+    /// which sends them to every sink.
+    pub alerts: Option<mpsc::Sender<crate::record::Alert>>,
 }
 
 impl SinkContext {

@@ -8,8 +8,12 @@
 //!
 //! Adding a source: a module here, a [`SourceConfig`] variant, and an arm in [`SourceConfig::build`].
 
+pub mod anthropic;
 pub mod file;
 pub mod framing;
+pub mod http;
+pub mod otlp;
+pub mod receiver;
 pub mod stdin;
 
 use crate::decode::Format;
@@ -114,6 +118,12 @@ pub enum SourceConfig {
     File(file::FileSourceConfig),
     /// Read JSON lines from standard input until end of file.
     Stdin(stdin::StdinSourceConfig),
+    /// Receive records pushed over HTTP (`POST /v1/events`).
+    Http(http::HttpSourceConfig),
+    /// Receive OpenTelemetry logs (Claude Code) over OTLP/HTTP and OTLP/gRPC.
+    Otlp(otlp::OtlpSourceConfig),
+    /// Poll Anthropic's Compliance API activity feed and usage/cost reports.
+    Anthropic(Box<anthropic::AnthropicSourceConfig>),
 }
 
 impl SourceConfig {
@@ -122,6 +132,9 @@ impl SourceConfig {
         match self {
             SourceConfig::File(config) => config.format,
             SourceConfig::Stdin(config) => config.format,
+            SourceConfig::Http(config) => config.format,
+            SourceConfig::Otlp(_) => Format::ClaudeCodeOtel,
+            SourceConfig::Anthropic(_) => Format::Native,
         }
     }
 
@@ -129,15 +142,29 @@ impl SourceConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         match self {
             SourceConfig::File(config) => config.validate(),
-            SourceConfig::Stdin(_) => Ok(()),
+            SourceConfig::Stdin(config) => {
+                crate::decode::validate_settings(&config.mapping, &config.decode)
+            }
+            SourceConfig::Http(config) => config.validate(),
+            SourceConfig::Otlp(config) => config.validate(),
+            SourceConfig::Anthropic(config) => config.validate(),
         }
     }
 
     /// Start the source.
     pub fn build(&self, context: SourceContext) -> SourceTask {
         match self {
-            SourceConfig::File(config) => Box::pin(file::run(config.clone(), context)),
+            SourceConfig::File(config) => {
+                let mut config = config.clone();
+                config.format = config.format.configure(&config.mapping, &config.decode);
+                Box::pin(file::run(config, context))
+            }
             SourceConfig::Stdin(config) => Box::pin(stdin::run(config.clone(), context)),
+            SourceConfig::Http(config) => Box::pin(http::run(config.clone(), context)),
+            SourceConfig::Otlp(config) => Box::pin(otlp::run(config.clone(), context)),
+            SourceConfig::Anthropic(config) => {
+                Box::pin(anthropic::run((**config).clone(), context))
+            }
         }
     }
 }

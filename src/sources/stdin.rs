@@ -6,7 +6,7 @@
 use super::file::default_max_line_bytes;
 use super::framing::LineSplitter;
 use super::{SourceBatch, SourceContext, SourceError};
-use crate::decode::Format;
+use crate::decode::{DecodeOptions, Format, Mapping};
 use crate::pipeline::ack::batch_ack;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -19,6 +19,12 @@ pub struct StdinSourceConfig {
     /// The format of the lines.
     #[serde(default)]
     pub format: Format,
+    /// Field renames into the canonical record: `[sources.<name>.mapping]`.
+    #[serde(default, skip_serializing_if = "Mapping::is_empty")]
+    pub mapping: Mapping,
+    /// Format-specific decoding settings: `[sources.<name>.decode]`.
+    #[serde(default, skip_serializing_if = "DecodeOptions::is_default")]
+    pub decode: DecodeOptions,
     /// Lines longer than this many bytes are dead-lettered and skipped.
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
@@ -29,7 +35,7 @@ pub async fn run(config: StdinSourceConfig, context: SourceContext) -> Result<()
     read_stream(
         tokio::io::stdin(),
         "stdin",
-        config.format,
+        config.format.configure(&config.mapping, &config.decode),
         config.max_line_bytes,
         context,
     )

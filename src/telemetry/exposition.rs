@@ -57,6 +57,39 @@ const HELP: &[(&str, &str)] = &[
         "1 unless the SIEM refuses the sink's configuration (see the log).",
     ),
     (
+        "sink_retries",
+        "Requests sent again after a failure (each attempt after the first).",
+    ),
+    (
+        "sink_breaker_state",
+        "Circuit breaker: 0 closed, 1 open (probing after a cool-down), 2 half-open (one probe out).",
+    ),
+    (
+        "sink_breaker_trips",
+        "Times a sink's circuit breaker opened after repeated failed requests.",
+    ),
+    (
+        "sink_queue_records",
+        "Records in a sink's disk queue not yet delivered.",
+    ),
+    ("sink_queue_bytes", "Bytes of a sink's disk queue on disk."),
+    (
+        "sink_queue_oldest_age_seconds",
+        "Age of the oldest record in a sink's disk queue not yet delivered.",
+    ),
+    (
+        "sink_queue_dropped_records",
+        "Records a full queue dropped (when_full = \"drop_newest\").",
+    ),
+    (
+        "sink_queue_write_errors",
+        "Failed appends to a sink's disk queue (disk full, I/O error); intake waits and retries.",
+    ),
+    (
+        "sink_queue_damaged",
+        "Damaged stretches found in a sink's disk queue (dead-lettered).",
+    ),
+    (
         "ingest_to_alert_latency_seconds",
         "From reading a line to raising its alert (HDR quantiles).",
     ),

@@ -64,6 +64,11 @@ impl Metrics {
         Self::default()
     }
 
+    /// Add to a counter (e.g. records a sink's full queue dropped).
+    pub fn add_counter(&self, name: &'static str, labels: Vec<(&'static str, String)>, value: u64) {
+        self.add(name, labels, value);
+    }
+
     fn add(&self, name: &'static str, labels: Vec<(&'static str, String)>, value: u64) {
         if value == 0 {
             return;

@@ -3,9 +3,12 @@
 //! One test binary (one link step) with a module per area.
 
 mod alerts;
+mod anthropic;
 mod cli;
 mod connectors;
+mod durability;
 mod elastic;
+mod inputs;
 mod malformed;
 mod mock;
 mod restart;

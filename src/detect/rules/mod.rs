@@ -6,6 +6,7 @@
 mod baseline;
 mod condition;
 mod distinct;
+mod first_seen;
 mod operator;
 mod parse;
 pub mod sigma;
@@ -14,6 +15,7 @@ mod threshold;
 pub(crate) use baseline::BaselineSpec;
 pub(crate) use condition::{Condition, Lookups};
 pub(crate) use distinct::DistinctSpec;
+pub(crate) use first_seen::FirstSeenSpec;
 pub(crate) use threshold::ThresholdSpec;
 
 use super::{RuleError, RuleFile};
@@ -91,6 +93,13 @@ use std::collections::HashMap;
 ///   entity, as hashes; past that the least recently seen is forgotten, so memory per entity
 ///   is bounded and the decision stays exact.
 ///
+/// - `kind = "first_seen"` with `[first_seen]`: `field`, optional `remember` (default
+///   `"90d"`), `learning` (default `"7d"`), `unit` and `max_values` (default 256, at most
+///   10,000); fires when the entity shows a value of `field` it has not shown within
+///   `remember`, once the entity is older than `learning` (its first `learning` of event time
+///   only learns, so a first start or a new user does not fire on everything). Values are
+///   kept as hashes; past `max_values` the least recently seen is forgotten.
+///
 /// ```toml
 /// kind = "distinct"
 /// group_by = "user_id"
@@ -159,6 +168,7 @@ impl RuleSet {
                 Kind::Threshold(_) => "threshold",
                 Kind::Baseline(_) => "baseline",
                 Kind::Distinct(_) => "distinct",
+                Kind::FirstSeen(_) => "first_seen",
             },
         })
     }
@@ -182,7 +192,7 @@ pub struct RuleInfo<'a> {
     pub description: &'a str,
     /// The rule's severity (tiers may raise it).
     pub severity: Severity,
-    /// `match`, `threshold`, `baseline` or `distinct`.
+    /// `match`, `threshold`, `baseline`, `distinct` or `first_seen`.
     pub kind: &'static str,
 }
 
@@ -224,6 +234,8 @@ pub(crate) enum Kind {
     Baseline(BaselineSpec),
     /// Distinct values of a field per entity within a sliding window.
     Distinct(DistinctSpec),
+    /// A value of a field the entity has not shown before.
+    FirstSeen(FirstSeenSpec),
 }
 
 /// What one matching event contributes to a window or a day.
@@ -322,6 +334,7 @@ fn parse_file(file: &RuleFile) -> Result<(Rule, bool), RuleError> {
         ("threshold", doc.threshold.is_some()),
         ("baseline", doc.baseline.is_some()),
         ("distinct", doc.distinct.is_some()),
+        ("first_seen", doc.first_seen.is_some()),
     ] {
         if present && name != kind_name {
             return Err(fail(
@@ -348,6 +361,10 @@ fn parse_file(file: &RuleFile) -> Result<(Rule, bool), RuleError> {
         ),
         KindName::Distinct => Kind::Distinct(
             DistinctSpec::compile(doc.distinct.ok_or_else(missing)?)
+                .map_err(|(f, m)| fail(&f, m))?,
+        ),
+        KindName::FirstSeen => Kind::FirstSeen(
+            FirstSeenSpec::compile(doc.first_seen.ok_or_else(missing)?)
                 .map_err(|(f, m)| fail(&f, m))?,
         ),
     };

@@ -32,6 +32,7 @@ pub(super) struct RuleDoc {
     pub threshold: Option<ThresholdDoc>,
     pub baseline: Option<BaselineDoc>,
     pub distinct: Option<DistinctDoc>,
+    pub first_seen: Option<FirstSeenDoc>,
     /// `[[example]]` tables: test cases for `aiwarden rules test`, ignored by the engine
     /// (checked by `crate::backtest::examples`).
     #[serde(default, rename = "example")]
@@ -54,6 +55,8 @@ pub(super) enum KindName {
     Threshold,
     Baseline,
     Distinct,
+    #[serde(rename = "first_seen")]
+    FirstSeen,
 }
 
 impl KindName {
@@ -64,6 +67,7 @@ impl KindName {
             KindName::Threshold => "threshold",
             KindName::Baseline => "baseline",
             KindName::Distinct => "distinct",
+            KindName::FirstSeen => "first_seen",
         }
     }
 }
@@ -146,6 +150,17 @@ pub(super) struct DistinctDoc {
     pub field: String,
     pub window: DurationText,
     pub above: u32,
+    pub unit: Option<String>,
+    pub max_values: Option<u32>,
+}
+
+/// The `[first_seen]` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FirstSeenDoc {
+    pub field: String,
+    pub remember: Option<DurationText>,
+    pub learning: Option<DurationText>,
     pub unit: Option<String>,
     pub max_values: Option<u32>,
 }

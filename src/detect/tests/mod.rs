@@ -5,6 +5,7 @@ mod calendar;
 mod conditions;
 mod distinct;
 mod engine;
+mod first_seen;
 mod operators;
 mod pack;
 mod rules;
@@ -30,6 +31,40 @@ const CROSS_USER: &str = include_str!("../../../rules/cross-user-access.toml");
 const PROMPT_INJECTION: &str = include_str!("../../../rules/prompt-injection.toml");
 const PROMPT_LEAK: &str = include_str!("../../../rules/system-prompt-leak.toml");
 const CALENDARS: &str = include_str!("../../../rules/calendars.toml");
+const ANTHROPIC_RULES: [(&str, &str); 8] = [
+    (
+        "anthropic-api-key-usage-spike.toml",
+        include_str!("../../../rules/anthropic-api-key-usage-spike.toml"),
+    ),
+    (
+        "anthropic-claude-code-usage-spike.toml",
+        include_str!("../../../rules/anthropic-claude-code-usage-spike.toml"),
+    ),
+    (
+        "anthropic-file-burst.toml",
+        include_str!("../../../rules/anthropic-file-burst.toml"),
+    ),
+    (
+        "anthropic-key-new-creator.toml",
+        include_str!("../../../rules/anthropic-key-new-creator.toml"),
+    ),
+    (
+        "anthropic-key-off-hours.toml",
+        include_str!("../../../rules/anthropic-key-off-hours.toml"),
+    ),
+    (
+        "anthropic-new-network.toml",
+        include_str!("../../../rules/anthropic-new-network.toml"),
+    ),
+    (
+        "anthropic-role-escalation.toml",
+        include_str!("../../../rules/anthropic-role-escalation.toml"),
+    ),
+    (
+        "anthropic-workspace-cost-spike.toml",
+        include_str!("../../../rules/anthropic-workspace-cost-spike.toml"),
+    ),
+];
 const TEMPLATE: &str = include_str!("../../../rules/template.toml.example");
 
 /// 2024-05-01T00:00:00Z, the start of every test's event time.

@@ -154,7 +154,8 @@ impl Stream {
 /// The shipped rule files (excluding `calendars.toml`), checked against `rules/` so a rule
 /// added to the pack cannot be silently left out of this test.
 fn default_pack() -> Vec<(&'static str, &'static str)> {
-    let pack = vec![
+    let mut pack = ANTHROPIC_RULES.to_vec();
+    pack.extend([
         ("cross-user-access.toml", CROSS_USER),
         ("mcp-auth-failures.toml", MCP_AUTH),
         ("mcp-volume.toml", MCP_VOLUME),
@@ -164,7 +165,7 @@ fn default_pack() -> Vec<(&'static str, &'static str)> {
         ("restricted-unauthorised.toml", RESTRICTED),
         ("system-prompt-leak.toml", PROMPT_LEAK),
         ("token-spike.toml", TOKEN_SPIKE),
-    ];
+    ]);
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
     let mut shipped: Vec<String> = std::fs::read_dir(dir)
         .unwrap()

@@ -3,16 +3,22 @@
 
 use super::*;
 use crate::pipeline::ack::{batch_ack, AckReceiver, BatchStatus};
+use crate::queue::{QueueConfig, QueueKind, WhenFull};
 use crate::record::{AuditRecord, EventType, Severity};
+use crate::sinks::util::retry::Compression;
 use crate::sinks::RecordKinds;
 use crate::telemetry::Metrics;
+use std::collections::VecDeque;
 use std::sync::Mutex as StdMutex;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Answers from a script (then `Delivered`), recording each request's record ids.
 struct Scripted {
     answers: StdMutex<VecDeque<Classified>>,
     requests: Arc<StdMutex<Vec<Vec<String>>>>,
+    /// While set, every request fails with a 503 (the SIEM is down).
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Service for Scripted {
@@ -35,6 +41,12 @@ impl Service for Scripted {
             .collect();
         assert_eq!(ids.len(), count);
         self.requests.lock().unwrap().push(ids);
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Classified::Retry {
+                after: None,
+                reason: "HTTP 503".into(),
+            };
+        }
         self.answers
             .lock()
             .unwrap()
@@ -49,19 +61,40 @@ struct Harness {
     task: tokio::task::JoinHandle<Result<(), SinkError>>,
     dir: tempfile::TempDir,
     abort: CancellationToken,
+    alerts: mpsc::Receiver<crate::record::Alert>,
+    metrics: Arc<Metrics>,
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// A driver with a memory queue: records settle their source's token on delivery.
 fn start(answers: Vec<Classified>, max_events: usize) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
+    let queue = QueueConfig {
+        kind: QueueKind::Memory,
+        ..QueueConfig::default()
+    };
+    start_with(answers, max_events, queue, tempfile::tempdir().unwrap())
+}
+
+fn start_with(
+    answers: Vec<Classified>,
+    max_events: usize,
+    queue: QueueConfig,
+    dir: tempfile::TempDir,
+) -> Harness {
     let requests = Arc::new(StdMutex::new(Vec::new()));
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let service = Scripted {
         answers: StdMutex::new(answers.into()),
         requests: Arc::clone(&requests),
+        down: Arc::clone(&down),
     };
     let abort = CancellationToken::new();
+    let metrics = Arc::new(Metrics::new());
+    let (alert_sender, alerts) = mpsc::channel(4);
     let context = SinkContext {
         name: Arc::from("test"),
-        metrics: Arc::new(Metrics::new()),
+        metrics: Arc::clone(&metrics),
+        alerts: Some(alert_sender),
         abort: abort.clone(),
         state_dir: dir.path().to_path_buf(),
         agent: crate::record::AgentInfo::local(Some("test-host")),
@@ -81,8 +114,12 @@ fn start(answers: Vec<Classified>, max_events: usize) -> Harness {
         request: RequestConfig {
             compression: Compression::None,
             concurrency: 1,
+            breaker_threshold: 3,
+            breaker_cooldown: Duration::from_secs(10),
             ..RequestConfig::default()
         },
+        queue,
+        queue_name: "test".into(),
     };
     let (sender, receiver) = mpsc::channel(4);
     let task = tokio::spawn(run(service, settings, context, receiver));
@@ -92,6 +129,9 @@ fn start(answers: Vec<Classified>, max_events: usize) -> Harness {
         task,
         dir,
         abort,
+        alerts,
+        metrics,
+        down,
     }
 }
 
@@ -136,6 +176,29 @@ async fn finish(harness: Harness) -> (Vec<Vec<String>>, Vec<serde_json::Value>) 
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
     (requests, dead)
+}
+
+/// Stop a driver (aborting what is in flight) and keep its state directory for the next one.
+async fn stop(harness: Harness) -> tempfile::TempDir {
+    harness.abort.cancel();
+    drop(harness.sender);
+    harness.task.await.unwrap().unwrap();
+    harness.dir
+}
+
+fn disk_queue() -> QueueConfig {
+    QueueConfig {
+        max_bytes: 1024 * 1024,
+        segment_bytes: 64 * 1024,
+        ..QueueConfig::default()
+    }
+}
+
+/// Ids of about 1 KB each, so a few batches fill a 1 MiB queue.
+fn big_ids(batch: usize, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| format!("{batch:03}-{i:04}-{}", "x".repeat(1000)))
+        .collect()
 }
 
 fn ids(list: &[&str]) -> Vec<String> {
@@ -270,6 +333,189 @@ async fn misconfiguration_keeps_records_until_abort_and_never_dead_letters_them(
     );
     let (_, dead) = finish(harness).await;
     assert!(dead.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn disk_queue_acknowledges_once_queued_and_resends_after_a_restart() {
+    let misconfigured = || Classified::Misconfigured {
+        reason: "401: check the token".into(),
+    };
+    let harness = start_with(
+        (0..1000).map(|_| misconfigured()).collect(),
+        10,
+        disk_queue(),
+        tempfile::tempdir().unwrap(),
+    );
+    let receiver = send(&harness, &["a", "b"]).await;
+    assert_eq!(
+        receiver.status().await,
+        BatchStatus::Delivered,
+        "on disk: the source may commit while the SIEM refuses"
+    );
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert!(harness.requests.lock().unwrap().len() >= 2);
+    let dir = stop(harness).await;
+
+    let harness = start_with(vec![], 10, disk_queue(), dir);
+    let (requests, dead) = finish(harness).await;
+    assert_eq!(requests, vec![ids(&["a", "b"])], "resent from the queue");
+    assert!(dead.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_siem_trips_the_breaker_and_the_backlog_drains_in_order() {
+    let harness = start_with(vec![], 10, disk_queue(), tempfile::tempdir().unwrap());
+    harness
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut expected = Vec::new();
+    for batch in 0..5 {
+        let names: Vec<String> = (0..10).map(|i| format!("r{batch}-{i}")).collect();
+        expected.extend(names.clone());
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert_eq!(
+            send(&harness, &refs).await.status().await,
+            BatchStatus::Delivered
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    let during_outage = harness.requests.lock().unwrap().len();
+    // Without the breaker the retries alone would go on every ≤ 60 s; with it, after three
+    // failures, probes go out at 10, 20, 40, 60, 60 … s: a handful in five minutes.
+    assert!(
+        (4..=10).contains(&during_outage),
+        "{during_outage} requests during the outage"
+    );
+    assert_eq!(
+        harness
+            .metrics
+            .get("sink_breaker_trips_total", &[("sink", "test")]),
+        1
+    );
+    harness
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let metrics = Arc::clone(&harness.metrics);
+    let (requests, _) = finish(harness).await;
+    let delivered: Vec<String> = requests[during_outage..].concat();
+    // The failed probe's group goes first again, then the rest in queue order.
+    assert_eq!(delivered, expected, "every record, once, in order");
+    let gauges = metrics.gauges();
+    assert!(gauges
+        .iter()
+        .any(|((name, _), value)| *name == "sink_breaker_state" && *value == 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_blocks_intake_until_the_siem_drains_it() {
+    let harness = start_with(vec![], 100, disk_queue(), tempfile::tempdir().unwrap());
+    harness
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let sender = harness.sender.clone();
+    let all: Vec<Vec<String>> = (0..20).map(|batch| big_ids(batch, 100)).collect();
+    let batches = all.clone();
+    let producer = tokio::spawn(async move {
+        let mut receivers = Vec::new();
+        for names in batches {
+            let (ack, receiver) = batch_ack();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            sender
+                .send(SinkBatch {
+                    items: events(&refs),
+                    ack,
+                    read_at: std::time::Instant::now(),
+                })
+                .await
+                .unwrap();
+            receivers.push(receiver);
+        }
+        receivers
+    });
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert!(
+        !producer.is_finished(),
+        "2 MB cannot fit a 1 MiB queue: intake waits"
+    );
+    let queued = harness
+        .metrics
+        .gauges()
+        .into_iter()
+        .find(|((name, _), _)| *name == "sink_queue_bytes")
+        .map(|(_, value)| value)
+        .unwrap();
+    assert!(
+        queued <= 1024 * 1024 + 64 * 110 * 1024,
+        "bounded: the limit plus one intake group ({queued})"
+    );
+    harness
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let receivers = producer.await.unwrap();
+    for receiver in receivers {
+        assert_eq!(receiver.status().await, BatchStatus::Delivered);
+    }
+    let (requests, dead) = finish(harness).await;
+    let delivered: std::collections::HashSet<String> = requests.into_iter().flatten().collect();
+    assert!(all.iter().flatten().all(|id| delivered.contains(id)));
+    assert!(dead.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn drop_newest_counts_what_it_drops_and_raises_one_alert() {
+    let queue = QueueConfig {
+        when_full: WhenFull::DropNewest,
+        ..disk_queue()
+    };
+    let mut harness = start_with(vec![], 100, queue, tempfile::tempdir().unwrap());
+    harness
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    for batch in 0..20 {
+        let names = big_ids(batch, 100);
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let receiver = send(&harness, &refs).await;
+        assert_eq!(receiver.status().await, BatchStatus::Delivered);
+    }
+    let dropped = harness
+        .metrics
+        .get("sink_queue_dropped_records_total", &[("queue", "test")]);
+    assert!(dropped >= 900, "{dropped} dropped");
+    let alert = harness.alerts.try_recv().expect("a queue-full alert");
+    assert_eq!(alert.rule_id, QUEUE_FULL_RULE);
+    assert!(harness.alerts.try_recv().is_err(), "one alert per episode");
+    stop(harness).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn damaged_queue_records_are_dead_lettered_and_the_rest_delivered() {
+    let harness = start_with(vec![], 10, disk_queue(), tempfile::tempdir().unwrap());
+    harness
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let receiver = send(&harness, &["a", "b", "c"]).await;
+    assert_eq!(receiver.status().await, BatchStatus::Delivered);
+    let dir = stop(harness).await;
+    let queue_dir = dir.path().join("queue/test");
+    let segment = std::fs::read_dir(&queue_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let frame = bytes.len() / 3;
+    bytes[frame + frame / 2] ^= 0xFF; // inside "b"
+    std::fs::write(&segment, bytes).unwrap();
+
+    let harness = start_with(vec![], 10, disk_queue(), dir);
+    let (requests, dead) = finish(harness).await;
+    assert_eq!(requests, vec![ids(&["a", "c"])]);
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("queue_damaged: checksum mismatch"));
 }
 
 #[test]

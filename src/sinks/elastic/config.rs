@@ -35,6 +35,9 @@ pub struct ElasticSinkConfig {
     /// Timeouts, concurrency, backoff, compression.
     #[serde(default)]
     pub request: RequestConfig,
+    /// Where records wait for delivery: a disk queue by default (see `[sinks.<name>.queue]`).
+    #[serde(default)]
+    pub queue: crate::queue::QueueConfig,
     /// TLS options.
     #[serde(default)]
     pub tls: TlsConfig,
@@ -98,6 +101,7 @@ impl ElasticSinkConfig {
         }
         self.batch.validate(None)?;
         self.request.validate()?;
+        self.queue.validate()?;
         self.tls.validate()
     }
 }

@@ -121,11 +121,13 @@ pub fn build(
         host: context.agent.host.clone(),
         deployment: context.deployment.to_string(),
     };
-    let settings = DriverSettings {
-        routing: config.routing(),
-        batch: config.batch,
-        request: config.request,
-    };
+    let settings = DriverSettings::new(
+        config.routing(),
+        config.batch,
+        config.request,
+        config.queue,
+        &context.name,
+    );
     let sink = Elastic { service, documents };
     Ok(Box::pin(async move {
         match sink.service.check_templates(&base).await {

@@ -53,6 +53,9 @@ pub struct SentinelSinkConfig {
     /// Timeouts, concurrency, backoff, compression.
     #[serde(default)]
     pub request: RequestConfig,
+    /// Where records wait for delivery: a disk queue by default (see `[sinks.<name>.queue]`).
+    #[serde(default)]
+    pub queue: crate::queue::QueueConfig,
     /// TLS options.
     #[serde(default)]
     pub tls: TlsConfig,
@@ -107,6 +110,7 @@ impl SentinelSinkConfig {
         }
         self.batch.validate(Some(MAX_REQUEST_BYTES))?;
         self.request.validate()?;
+        self.queue.validate()?;
         self.tls.validate()
     }
 }

@@ -150,6 +150,8 @@ pub fn build(
             },
             batch: config.batch,
             request: config.request,
+            queue: config.queue,
+            queue_name: format!("{}.{}", context.name, stream),
         };
         streams.push((service, settings));
     }

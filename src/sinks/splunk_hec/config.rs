@@ -51,6 +51,9 @@ pub struct SplunkHecSinkConfig {
     /// Timeouts, concurrency, backoff, compression.
     #[serde(default)]
     pub request: RequestConfig,
+    /// Where records wait for delivery: a disk queue by default (see `[sinks.<name>.queue]`).
+    #[serde(default)]
+    pub queue: crate::queue::QueueConfig,
     /// TLS options.
     #[serde(default)]
     pub tls: TlsConfig,
@@ -88,6 +91,7 @@ impl SplunkHecSinkConfig {
         }
         self.batch.validate(None)?;
         self.request.validate()?;
+        self.queue.validate()?;
         self.tls.validate()
     }
 }

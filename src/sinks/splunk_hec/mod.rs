@@ -135,11 +135,13 @@ pub fn build(
         index: config.index.clone(),
         deployment: context.deployment.to_string(),
     };
-    let settings = DriverSettings {
-        routing: config.routing(),
-        batch: config.batch,
-        request: config.request,
-    };
+    let settings = DriverSettings::new(
+        config.routing(),
+        config.batch,
+        config.request,
+        config.queue,
+        &context.name,
+    );
     let sink = Hec { service, envelope };
     Ok(Box::pin(async move {
         match sink.service.health(health_url).await {

@@ -70,6 +70,9 @@ pub struct SyslogSinkConfig {
     /// (`concurrency` must be 1, the default here) so that messages stay in order.
     #[serde(default = "default_request", deserialize_with = "request_config")]
     pub request: RequestConfig,
+    /// Where records wait for delivery: a disk queue by default (see `[sinks.<name>.queue]`).
+    #[serde(default)]
+    pub queue: crate::queue::QueueConfig,
     /// TLS options (`transport = "tls"`): extra CA file, client certificate, verification.
     #[serde(default)]
     pub tls: TlsConfig,
@@ -255,6 +258,7 @@ impl SyslogSinkConfig {
         }
         self.batch.validate(None)?;
         self.request.validate()?;
+        self.queue.validate()?;
         self.tls.validate()
     }
 }

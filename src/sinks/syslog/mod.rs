@@ -177,11 +177,13 @@ pub fn build(
         Link::Stream(transport, _) => Some(Arc::clone(transport)),
         Link::Datagram { .. } => None,
     };
-    let settings = DriverSettings {
-        routing: config.routing(),
-        batch: config.batch,
-        request: config.request,
-    };
+    let settings = DriverSettings::new(
+        config.routing(),
+        config.batch,
+        config.request,
+        config.queue,
+        &context.name,
+    );
     let sink = Syslog {
         sink: Arc::clone(&context.name),
         metrics: Arc::clone(&context.metrics),

@@ -24,6 +24,13 @@ pub struct RequestConfig {
     /// `gzip` (default) or `none`.
     #[serde(default)]
     pub compression: Compression,
+    /// Consecutive failed requests that open the circuit breaker (default 5).
+    #[serde(default = "default_breaker_threshold")]
+    pub breaker_threshold: u32,
+    /// How long an open breaker waits before a probe; doubled after each failed probe, up to
+    /// `retry_max_backoff` (default 5 s).
+    #[serde(default = "default_breaker_cooldown", with = "duration")]
+    pub breaker_cooldown: Duration,
 }
 
 /// Request body compression.
@@ -45,6 +52,8 @@ impl Default for RequestConfig {
             retry_initial_backoff: default_backoff_base(),
             retry_max_backoff: default_backoff_cap(),
             compression: Compression::default(),
+            breaker_threshold: default_breaker_threshold(),
+            breaker_cooldown: default_breaker_cooldown(),
         }
     }
 }
@@ -57,6 +66,12 @@ impl RequestConfig {
         }
         if self.timeout.is_zero() {
             return Err(("request.timeout".into(), "must be greater than zero".into()));
+        }
+        if self.breaker_threshold == 0 || self.breaker_cooldown.is_zero() {
+            return Err((
+                "request.breaker_threshold".into(),
+                "breaker_threshold and breaker_cooldown must be greater than zero".into(),
+            ));
         }
         if self.retry_initial_backoff.is_zero()
             || self.retry_max_backoff < self.retry_initial_backoff
@@ -75,6 +90,12 @@ fn default_timeout() -> Duration {
 }
 fn default_concurrency() -> usize {
     2
+}
+fn default_breaker_threshold() -> u32 {
+    5
+}
+fn default_breaker_cooldown() -> Duration {
+    Duration::from_secs(5)
 }
 fn default_backoff_base() -> Duration {
     Duration::from_secs(1)

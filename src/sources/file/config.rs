@@ -1,7 +1,7 @@
 //! Configuration of the `file` source.
 
 use crate::config::duration;
-use crate::decode::Format;
+use crate::decode::{DecodeOptions, Format, Mapping};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -21,6 +21,12 @@ pub struct FileSourceConfig {
     /// The format of the lines.
     #[serde(default)]
     pub format: Format,
+    /// Field renames into the canonical record: `[sources.<name>.mapping]`.
+    #[serde(default, skip_serializing_if = "Mapping::is_empty")]
+    pub mapping: Mapping,
+    /// Format-specific decoding settings: `[sources.<name>.decode]`.
+    #[serde(default, skip_serializing_if = "DecodeOptions::is_default")]
+    pub decode: DecodeOptions,
     /// Lines longer than this many bytes are dead-lettered and skipped.
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
@@ -105,6 +111,6 @@ impl FileSourceConfig {
         if self.poll_interval.is_zero() {
             return Err(("poll_interval".into(), "must be greater than zero".into()));
         }
-        Ok(())
+        crate::decode::validate_settings(&self.mapping, &self.decode)
     }
 }

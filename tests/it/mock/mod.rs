@@ -1,6 +1,7 @@
 //! Strict in-process mocks of the SIEM protocols: they check what PROTOCOLS.md requires, record
 //! what they accepted, note every violation, and answer from a script.
 
+pub mod anthropic;
 pub mod elastic;
 pub mod elastic_admin;
 pub mod sentinel;

@@ -53,6 +53,8 @@ struct MockState {
     require_channel: bool,
     ack_after_polls: u32,
     inner: Mutex<Inner>,
+    /// While set, every authenticated event request gets 503 code 9 (an outage).
+    unavailable: std::sync::atomic::AtomicBool,
 }
 
 /// A running mock.
@@ -101,6 +103,7 @@ impl HecMock {
             require_channel,
             ack_after_polls,
             inner: Mutex::new(Inner::default()),
+            unavailable: std::sync::atomic::AtomicBool::new(false),
         });
         let app = Router::new()
             .route("/services/collector/event", post(event))
@@ -119,6 +122,18 @@ impl HecMock {
 
     pub fn script(&self, answers: Vec<Scripted>) {
         self.state.inner.lock().unwrap().script.extend(answers);
+    }
+
+    /// Answer every event request with 503 (true) or serve normally again (false).
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.state
+            .unavailable
+            .store(unavailable, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many events were accepted so far (cheaper than cloning them).
+    pub fn accepted_count(&self) -> usize {
+        self.state.inner.lock().unwrap().accepted.len()
     }
 
     pub fn accepted(&self) -> Vec<Value> {
@@ -186,6 +201,9 @@ fn check_envelope(envelope: &Value) -> Result<(), (i64, String)> {
 async fn event(State(state): State<Arc<MockState>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(refusal) = check_auth(&state, &headers) {
         return refusal;
+    }
+    if state.unavailable.load(std::sync::atomic::Ordering::SeqCst) {
+        return hec(503, 9, "Server is busy");
     }
     let scripted = state.inner.lock().unwrap().script.pop_front();
     match scripted {

@@ -1,0 +1,199 @@
+//! Reading a disk queue back: in order, skipping what is done, reporting damage.
+
+use super::disk::{DiskQueue, QueueError};
+use super::frame::{self, Parsed, QueuedRecord};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Bytes that could not be read back as records: dead-lettered with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damaged {
+    /// The segment file.
+    pub segment: PathBuf,
+    /// Where in it the damage starts.
+    pub offset: u64,
+    /// The damaged bytes (up to the next intact frame).
+    pub bytes: Vec<u8>,
+    /// Why they are not a record.
+    pub reason: &'static str,
+}
+
+/// What the reader found next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadItem {
+    /// An intact record.
+    Record(QueuedRecord),
+    /// Damaged bytes, skipped.
+    Damaged(Damaged),
+}
+
+/// The one reader of a queue: hands out records not yet done, in order.
+#[derive(Debug)]
+pub struct Reader {
+    queue: Arc<DiskQueue>,
+    /// First index of the segment being read.
+    segment: u64,
+    /// File offset of `window[0]`.
+    offset: u64,
+    window: Vec<u8>,
+    file: Option<File>,
+    /// The index the next record should have; a higher one means records were lost to damage.
+    expected: u64,
+}
+
+const READ_CHUNK: usize = 256 * 1024;
+
+impl Reader {
+    /// A reader from the start of segment `segment`, skipping records below `committed`.
+    pub(super) fn new(queue: Arc<DiskQueue>, segment: u64, committed: u64) -> Self {
+        Reader {
+            queue,
+            segment,
+            offset: 0,
+            window: Vec::new(),
+            file: None,
+            expected: committed,
+        }
+    }
+
+    /// The next record not yet done, damage found on the way, or `None` when caught up.
+    pub fn read_next(&mut self) -> Result<Option<ReadItem>, QueueError> {
+        loop {
+            let Some(segment) = self.queue.segment_at(self.segment) else {
+                return Ok(None);
+            };
+            if segment.first_index != self.segment {
+                // Ours was deleted (all done) or we start before the first one.
+                self.move_to(segment.first_index);
+            }
+            let (path, written, next_segment, committed) = (
+                segment.path,
+                segment.written,
+                segment.next,
+                segment.committed,
+            );
+            let end = self.offset + self.window.len() as u64;
+            if self.window.is_empty() && self.offset >= written {
+                match next_segment {
+                    Some(next) => {
+                        // Records the damage at the end of this segment took are done.
+                        self.skip_to(next);
+                        self.move_to(next);
+                        continue;
+                    }
+                    None => return Ok(None),
+                }
+            }
+            if !self.window.is_empty() {
+                match frame::parse(&self.window) {
+                    Parsed::Frame { record, len } => {
+                        self.consume(len);
+                        if record.index < committed.max(self.expected) {
+                            continue;
+                        }
+                        self.skip_to(record.index);
+                        self.expected = record.index + 1;
+                        return Ok(Some(ReadItem::Record(record)));
+                    }
+                    Parsed::Incomplete if end < written => {
+                        self.fill(&path, written)?;
+                        continue;
+                    }
+                    Parsed::Incomplete => {
+                        // Everything up to `written` is whole frames; a short one is damage.
+                        let reason = "frame cut short";
+                        return Ok(Some(self.skip_damage(&path, written, reason)?));
+                    }
+                    Parsed::Damaged(reason) => {
+                        return Ok(Some(self.skip_damage(&path, written, reason)?));
+                    }
+                }
+            }
+            if self.fill(&path, written)? == 0 {
+                // The file is shorter than what was written to it: someone cut it.
+                tracing::warn!(path = %path.display(), "A queue segment is shorter than expected; its missing records are lost.");
+                self.window.clear();
+                self.offset = written;
+            }
+        }
+    }
+
+    /// Indices between the expected one and `index` were lost to damage: count them done.
+    fn skip_to(&mut self, index: u64) {
+        if index > self.expected {
+            self.queue.done(self.expected, index);
+            self.expected = index;
+        }
+    }
+
+    fn move_to(&mut self, segment: u64) {
+        self.segment = segment;
+        self.offset = 0;
+        self.window.clear();
+        self.file = None;
+    }
+
+    fn consume(&mut self, len: usize) {
+        self.window.drain(..len);
+        self.offset += len as u64;
+    }
+
+    /// Read more of the segment, up to what is written.
+    fn fill(&mut self, path: &Path, written: u64) -> Result<usize, QueueError> {
+        let end = self.offset + self.window.len() as u64;
+        if end >= written {
+            return Ok(0);
+        }
+        if self.file.is_none() {
+            let file = File::open(path)
+                .map_err(|error| QueueError::new("cannot open a queue segment", path, error))?;
+            self.file = Some(file);
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Ok(0);
+        };
+        let want = ((written - end) as usize).min(READ_CHUNK.max(self.window.len()));
+        let start = self.window.len();
+        self.window.resize(start + want, 0);
+        let read = file
+            .seek(SeekFrom::Start(end))
+            .and_then(|_| file.read(&mut self.window[start..]))
+            .map_err(|error| QueueError::new("cannot read a queue segment", path, error))?;
+        self.window.truncate(start + read);
+        Ok(read)
+    }
+
+    /// Skip from the current position to the next intact frame (or the written end).
+    fn skip_damage(
+        &mut self,
+        path: &Path,
+        written: u64,
+        reason: &'static str,
+    ) -> Result<ReadItem, QueueError> {
+        let start = self.offset;
+        loop {
+            if let Some(skip) = frame::resync(&self.window) {
+                let bytes = self.window[..skip].to_vec();
+                self.consume(skip);
+                return Ok(self.damaged(path, start, bytes, reason));
+            }
+            let end = self.offset + self.window.len() as u64;
+            if end >= written || self.fill(path, written)? == 0 {
+                let bytes = std::mem::take(&mut self.window);
+                self.offset = written;
+                return Ok(self.damaged(path, start, bytes, reason));
+            }
+        }
+    }
+
+    fn damaged(&self, path: &Path, offset: u64, bytes: Vec<u8>, reason: &'static str) -> ReadItem {
+        ReadItem::Damaged(Damaged {
+            segment: path.to_path_buf(),
+            offset,
+            bytes,
+            reason,
+        })
+    }
+}

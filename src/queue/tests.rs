@@ -1,0 +1,203 @@
+use super::*;
+use std::path::Path;
+
+fn config(segment_bytes: u64) -> QueueConfig {
+    QueueConfig {
+        segment_bytes,
+        max_bytes: 1024 * 1024,
+        ..QueueConfig::default()
+    }
+}
+
+fn append(writer: &mut Writer, ids: std::ops::Range<u32>) {
+    let bodies: Vec<(String, Vec<u8>)> = ids
+        .map(|i| (format!("id-{i}"), format!("{{\"n\":{i}}}").into_bytes()))
+        .collect();
+    let records: Vec<Append<'_>> = bodies
+        .iter()
+        .map(|(id, body)| Append {
+            kind: RecordKind::Event,
+            id,
+            body,
+        })
+        .collect();
+    writer.append(&records).unwrap();
+}
+
+fn read_all(reader: &mut Reader) -> Vec<ReadItem> {
+    let mut items = Vec::new();
+    while let Some(item) = reader.read_next().unwrap() {
+        items.push(item);
+    }
+    items
+}
+
+fn ids(items: &[ReadItem]) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|item| match item {
+            ReadItem::Record(record) => Some(record.id.clone()),
+            ReadItem::Damaged(_) => None,
+        })
+        .collect()
+}
+
+fn segments(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|ext| ext == "seg")
+        })
+        .count()
+}
+
+#[test]
+fn records_come_back_in_order_and_survive_a_reopen_until_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let opened = DiskQueue::open(dir.path(), config(1024 * 1024)).unwrap();
+    let (queue, mut writer, mut reader) = (opened.queue, opened.writer, opened.reader);
+    append(&mut writer, 0..5);
+    append(&mut writer, 5..8);
+    let items = read_all(&mut reader);
+    assert_eq!(
+        ids(&items),
+        (0..8).map(|i| format!("id-{i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(queue.stats().records, 8);
+    // Done out of order: 3..8 first, then 0..2. Index 2 is still pending.
+    queue.done(3, 8);
+    queue.done(0, 2);
+    assert_eq!(queue.stats().records, 1);
+    drop((queue, writer, reader));
+
+    let opened = DiskQueue::open(dir.path(), config(1024 * 1024)).unwrap();
+    assert!(opened.torn.is_none());
+    let mut reader = opened.reader;
+    // The commit point is 2: records 2.. come again (3..8 were done, but only the contiguous
+    // prefix is saved, so they are resent: at least once, never lost).
+    let again = ids(&read_all(&mut reader));
+    assert_eq!(again.first().map(String::as_str), Some("id-2"));
+    assert_eq!(again.len(), 6);
+}
+
+#[test]
+fn delivered_segments_are_deleted_and_space_is_given_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let opened = DiskQueue::open(dir.path(), config(64 * 1024)).unwrap();
+    let (queue, mut writer, mut reader) = (opened.queue, opened.writer, opened.reader);
+    for chunk in 0..40 {
+        append(&mut writer, chunk * 100..(chunk + 1) * 100);
+    }
+    assert!(segments(dir.path()) > 1, "segments rotate");
+    let before = queue.stats().bytes;
+    let items = read_all(&mut reader);
+    assert_eq!(items.len(), 4000);
+    queue.done(0, 4000);
+    assert_eq!(segments(dir.path()), 1, "only the active segment is kept");
+    assert!(queue.stats().bytes < before);
+    assert_eq!(queue.stats().records, 0);
+    assert_eq!(queue.stats().oldest_ms, None);
+    append(&mut writer, 4000..4001);
+    assert_eq!(ids(&read_all(&mut reader)), vec!["id-4000".to_string()]);
+}
+
+#[test]
+fn a_full_queue_says_so_until_records_are_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let opened = DiskQueue::open(dir.path(), config(64 * 1024)).unwrap();
+    let (queue, mut writer, mut reader) = (opened.queue, opened.writer, opened.reader);
+    let mut next = 0;
+    while !queue.is_full() {
+        append(&mut writer, next..next + 500);
+        next += 500;
+    }
+    let items = read_all(&mut reader);
+    queue.done(0, items.len() as u64);
+    assert!(!queue.is_full());
+}
+
+#[test]
+fn a_torn_tail_is_cut_off_and_reported_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let opened = DiskQueue::open(dir.path(), config(1024 * 1024)).unwrap();
+    let mut writer = opened.writer;
+    append(&mut writer, 0..3);
+    drop((writer, opened.reader, opened.queue));
+    let segment = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .unwrap();
+    // Half a frame, as a crash in the middle of a write leaves it.
+    let mut half = Vec::new();
+    frame::encode(&mut half, 3, 0, RecordKind::Event, "id-3", b"{\"n\":3}");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes.extend_from_slice(&half[..half.len() / 2]);
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let opened = DiskQueue::open(dir.path(), config(1024 * 1024)).unwrap();
+    let torn = opened.torn.expect("the torn tail is reported");
+    assert_eq!(torn.bytes.len(), half.len() / 2);
+    let mut writer = opened.writer;
+    let mut reader = opened.reader;
+    append(&mut writer, 3..4);
+    let items = read_all(&mut reader);
+    assert_eq!(ids(&items), vec!["id-0", "id-1", "id-2", "id-3"]);
+    assert!(items.iter().all(|item| matches!(item, ReadItem::Record(_))));
+}
+
+#[test]
+fn a_damaged_record_is_reported_and_the_rest_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let opened = DiskQueue::open(dir.path(), config(1024 * 1024)).unwrap();
+    let mut writer = opened.writer;
+    append(&mut writer, 0..5);
+    drop((writer, opened.reader, opened.queue));
+    let segment = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let frame_len = bytes.len() / 5;
+    bytes[frame_len * 2 + frame::HEADER_LEN + 4] ^= 0x55; // inside record 2's payload
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let opened = DiskQueue::open(dir.path(), config(1024 * 1024)).unwrap();
+    let (queue, mut reader) = (opened.queue, opened.reader);
+    let items = read_all(&mut reader);
+    assert_eq!(ids(&items), vec!["id-0", "id-1", "id-3", "id-4"]);
+    let damaged: Vec<_> = items
+        .iter()
+        .filter_map(|item| match item {
+            ReadItem::Damaged(damaged) => Some(damaged),
+            ReadItem::Record(_) => None,
+        })
+        .collect();
+    assert_eq!(damaged.len(), 1);
+    assert_eq!(damaged[0].reason, "checksum mismatch");
+    assert_eq!(damaged[0].offset, (frame_len * 2) as u64);
+    // The lost record counts as done, so the queue can empty.
+    queue.done(0, 2);
+    queue.done(3, 5);
+    assert_eq!(queue.stats().records, 0);
+}
+
+#[test]
+fn the_age_of_the_oldest_record_follows_the_commit_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let opened = DiskQueue::open(dir.path(), config(1024 * 1024)).unwrap();
+    let (queue, mut writer) = (opened.queue, opened.writer);
+    append(&mut writer, 0..2);
+    let first = queue.stats().oldest_ms.unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    append(&mut writer, 2..4);
+    assert_eq!(queue.stats().oldest_ms, Some(first));
+    queue.done(0, 2);
+    assert!(queue.stats().oldest_ms.unwrap() >= first + 20);
+}

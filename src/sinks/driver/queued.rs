@@ -1,0 +1,358 @@
+//! `queue.type = "disk"`: intake encodes each record once and appends it to the sink's disk
+//! queue, then settles the source's token (the source may commit); a dispatcher reads the queue
+//! in order and delivers, marking records done as the SIEM accepts them.
+//!
+//! ```text
+//! SinkBatch ─► intake: route, encode, append (+fsync) ─► ack source
+//!                          │ queue/<sink>/*.seg
+//!              dispatcher: read in order ─► batch ─► delivery tasks ─► done(index)
+//! ```
+
+use super::memory::Dispatch;
+use super::{item_id, Encoded, Service, Settle, Shared, Since};
+use crate::queue::{Append, Damaged, DiskQueue, ReadItem, Reader, RecordKind, WhenFull, Writer};
+use crate::record::{Alert, AlertEntity, Evidence, Output, Severity};
+use crate::sinks::{SinkBatch, SinkError};
+use crate::telemetry::SinkHealth;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Most source batches appended (and fsync'd) together.
+const GROUP_COMMIT: usize = 64;
+/// Stop gathering batches into one append past this many records: the queue may overshoot its
+/// limit by one group, so a group stays small.
+const GROUP_RECORDS: usize = 1000;
+
+pub(super) async fn run<S: Service>(
+    shared: Arc<Shared<S>>,
+    batches: mpsc::Receiver<SinkBatch>,
+) -> Result<(), SinkError> {
+    let dir = shared
+        .context
+        .state_dir
+        .join("queue")
+        .join(&shared.settings.queue_name);
+    let opened = DiskQueue::open(&dir, shared.settings.queue).map_err(|error| SinkError::Io {
+        context: format!("{} ({})", error.context, error.path),
+        source: error.source,
+    })?;
+    let queue = opened.queue;
+    let stats = queue.stats();
+    if stats.records > 0 {
+        tracing::info!(sink = %shared.context.name, queue = %shared.settings.queue_name, records = stats.records, bytes = stats.bytes, "Resuming delivery of queued records.");
+    }
+    if let Some(torn) = opened.torn {
+        dead_letter_damaged(&shared, torn);
+    }
+    let closed = Arc::new(AtomicBool::new(false));
+    let intake = tokio::spawn(intake(
+        Arc::clone(&shared),
+        opened.writer,
+        Arc::clone(&queue),
+        batches,
+        Arc::clone(&closed),
+    ));
+    dispatch(&shared, opened.reader, &queue, &closed).await;
+    if let Err(error) = intake.await {
+        tracing::error!(sink = %shared.context.name, %error, "Queue intake task failed.");
+    }
+    publish(&shared, &queue);
+    Ok(())
+}
+
+fn kind(item: &Output) -> RecordKind {
+    match item {
+        Output::Event(_) => RecordKind::Event,
+        Output::Alert(_) => RecordKind::Alert,
+    }
+}
+
+/// Append what the pipeline hands over; acknowledge each batch once it is on disk.
+async fn intake<S: Service>(
+    shared: Arc<Shared<S>>,
+    mut writer: Writer,
+    queue: Arc<DiskQueue>,
+    mut batches: mpsc::Receiver<SinkBatch>,
+    closed: Arc<AtomicBool>,
+) {
+    let name = Arc::clone(&shared.context.name);
+    let queue_name = shared.settings.queue_name.clone();
+    let abort = shared.context.abort.clone();
+    let metrics = Arc::clone(&shared.context.metrics);
+    let labels = || vec![("queue", queue_name.clone())];
+    // The queue's own health entry, so that delivery's verdicts do not hide a full disk.
+    let health_key = format!("{queue_name} queue");
+    let mut full = false;
+    let mut failing_since: Option<Instant> = None;
+    let mut reminded: Option<Instant> = None;
+    'intake: while let Some(first) = batches.recv().await {
+        let mut records_in_group = first.items.len();
+        let mut group = vec![first];
+        while group.len() < GROUP_COMMIT && records_in_group < GROUP_RECORDS {
+            match batches.try_recv() {
+                Ok(batch) => {
+                    records_in_group += batch.items.len();
+                    group.push(batch);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut records: Vec<(RecordKind, &str, Vec<u8>)> = Vec::new();
+        for batch in &group {
+            for item in batch.items.iter() {
+                if let Some(bytes) = shared.encode(item, &batch.ack, batch.read_at) {
+                    records.push((kind(item), item_id(item), bytes));
+                }
+            }
+        }
+        if !records.is_empty() && queue.is_full() {
+            match shared.settings.queue.when_full {
+                WhenFull::Block => {
+                    if !full {
+                        tracing::warn!(sink = %name, queue = %queue_name, max_bytes = shared.settings.queue.max_bytes, "Queue full: intake paused (sources wait) until the SIEM drains it.");
+                        full = true;
+                    }
+                    tokio::select! {
+                        _ = queue.wait_for_space() => {}
+                        _ = abort.cancelled() => break 'intake,
+                    }
+                }
+                WhenFull::DropNewest => {
+                    metrics.add_counter(
+                        "sink_queue_dropped_records_total",
+                        labels(),
+                        records.len() as u64,
+                    );
+                    if !full {
+                        tracing::error!(sink = %name, queue = %queue_name, max_bytes = shared.settings.queue.max_bytes, "Queue full: dropping new records (when_full = \"drop_newest\") until the SIEM drains it.");
+                        shared.raise_queue_full_alert();
+                        full = true;
+                    }
+                    for batch in group {
+                        batch.ack.delivered();
+                    }
+                    continue;
+                }
+            }
+        }
+        if full && !queue.is_full() {
+            tracing::info!(sink = %name, queue = %queue_name, "Queue has room again; intake resumed.");
+            full = false;
+        }
+        let appends: Vec<Append<'_>> = records
+            .iter()
+            .map(|(kind, id, body)| Append {
+                kind: *kind,
+                id,
+                body,
+            })
+            .collect();
+        let mut delay = Duration::from_millis(250);
+        loop {
+            match writer.append(&appends) {
+                Ok(()) => {
+                    if let Some(since) = failing_since.take() {
+                        reminded = None;
+                        tracing::info!(sink = %name, queue = %queue_name, paused_s = since.elapsed().as_secs(), "The queue is writable again; intake resumed.");
+                        metrics.set_sink_health(&health_key, SinkHealth::Healthy);
+                    }
+                    break;
+                }
+                Err(error) => {
+                    metrics.add_counter("sink_queue_write_errors_total", labels(), 1);
+                    // Loud, but once a minute rather than at every retry.
+                    if reminded.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                        reminded = Some(Instant::now());
+                        tracing::error!(sink = %name, queue = %queue_name, %error, disk_full = error.is_disk_full(), "Cannot write to the queue: intake is paused and sources wait; nothing already acknowledged is lost. Free space in the state directory.");
+                    }
+                    failing_since.get_or_insert_with(Instant::now);
+                    metrics.set_sink_health(
+                        &health_key,
+                        SinkHealth::Failing(format!("cannot write to the queue: {error}")),
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = abort.cancelled() => break 'intake,
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        drop(appends);
+        drop(records);
+        for batch in group {
+            batch.ack.delivered();
+        }
+        publish(&shared, &queue);
+    }
+    closed.store(true, Ordering::Release);
+    queue.wake();
+}
+
+/// Read the queue in order and hand records to delivery tasks until intake has closed and
+/// everything is read (then wait for the deliveries), or the agent aborts.
+async fn dispatch<S: Service>(
+    shared: &Arc<Shared<S>>,
+    mut reader: Reader,
+    queue: &Arc<DiskQueue>,
+    closed: &AtomicBool,
+) {
+    let timeout = shared.settings.batch.timeout;
+    let abort = &shared.context.abort;
+    let mut sender = Dispatch::new(shared);
+    let mut deadline: Option<Instant> = None;
+    let mut published = Instant::now();
+    loop {
+        let intake_done = closed.load(Ordering::Acquire);
+        let mut caught_up = false;
+        while !abort.is_cancelled() {
+            match reader.read_next() {
+                Ok(Some(ReadItem::Record(record))) => {
+                    let encoded = Encoded {
+                        bytes: record.body,
+                        id: record.id.into_boxed_str(),
+                        settle: Settle::Queue(Arc::clone(queue), record.index),
+                        since: Since::QueuedAtMs(record.queued_at_ms),
+                    };
+                    if sender.push(encoded).await {
+                        deadline = None;
+                    } else {
+                        deadline.get_or_insert_with(|| Instant::now() + timeout);
+                    }
+                }
+                Ok(Some(ReadItem::Damaged(damaged))) => dead_letter_damaged(shared, damaged),
+                Ok(None) => {
+                    caught_up = true;
+                    break;
+                }
+                Err(error) => {
+                    tracing::error!(sink = %shared.context.name, %error, "Cannot read the queue; retrying.");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = abort.cancelled() => {}
+                    }
+                    break;
+                }
+            }
+        }
+        if published.elapsed() >= Duration::from_secs(1) {
+            publish(shared, queue);
+            published = Instant::now();
+        }
+        if abort.is_cancelled() || (intake_done && caught_up) {
+            break;
+        }
+        let now = Instant::now();
+        let wait = deadline
+            .map_or(Duration::from_secs(1), |at| {
+                at.saturating_duration_since(now)
+            })
+            .min(Duration::from_secs(1));
+        tokio::select! {
+            _ = queue.wait_for_data(wait) => {}
+            _ = abort.cancelled() => break,
+        }
+        if deadline.is_some_and(|at| Instant::now() >= at) {
+            sender.flush().await;
+            deadline = None;
+        }
+        sender.reap();
+    }
+    sender.finish().await;
+}
+
+/// Damaged queue bytes: dead-lettered with the reason (their records are already counted done).
+fn dead_letter_damaged<S: Service>(shared: &Shared<S>, damaged: Damaged) {
+    shared.context.metrics.add_counter(
+        "sink_queue_damaged_total",
+        vec![("queue", shared.settings.queue_name.clone())],
+        1,
+    );
+    tracing::error!(sink = %shared.context.name, segment = %damaged.segment.display(), offset = damaged.offset, bytes = damaged.bytes.len(), reason = damaged.reason, "Damaged data in the queue: dead-lettered; the records around it are delivered.");
+    let reason = format!(
+        "queue_damaged: {} in {} at byte {}",
+        damaged.reason,
+        damaged.segment.display(),
+        damaged.offset
+    );
+    shared.dead_letter(
+        vec![Encoded {
+            bytes: damaged.bytes,
+            id: "".into(),
+            settle: Settle::Nothing,
+            since: Since::QueuedAtMs(chrono::Utc::now().timestamp_millis()),
+        }],
+        &reason,
+    );
+}
+
+/// The queue's gauges: depth in records and bytes, age of the oldest record.
+fn publish<S: Service>(shared: &Shared<S>, queue: &DiskQueue) {
+    let stats = queue.stats();
+    let metrics = &shared.context.metrics;
+    let labels = || vec![("queue", shared.settings.queue_name.clone())];
+    metrics.set_gauge("sink_queue_records", labels(), stats.records as i64);
+    metrics.set_gauge("sink_queue_bytes", labels(), stats.bytes as i64);
+    let age_ms = stats
+        .oldest_ms
+        .map_or(0, |at| (chrono::Utc::now().timestamp_millis() - at).max(0));
+    metrics.set_gauge("sink_queue_oldest_age_seconds", labels(), age_ms / 1000);
+}
+
+impl<S: Service> Shared<S> {
+    /// One `aiwarden-queue-full` alert per episode, to every sink (this one will drop it).
+    fn raise_queue_full_alert(&self) {
+        let Some(alerts) = &self.context.alerts else {
+            return;
+        };
+        let now = chrono::Utc::now();
+        let queue = &self.settings.queue_name;
+        let key = format!("{QUEUE_FULL_RULE}|{queue}|{}", now.timestamp_millis());
+        let alert = Alert {
+            alert_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes()).to_string(),
+            timestamp: now,
+            rule_id: QUEUE_FULL_RULE.to_string(),
+            rule_version: 1,
+            severity: Severity::High,
+            title: "Sink queue full: records dropped".to_string(),
+            details: format!(
+                "the disk queue of sink {} reached queue.max_bytes = {} while its SIEM is not \
+                 keeping up, and when_full = \"drop_newest\" drops new records until it drains; \
+                 see aiwarden_sink_queue_dropped_records_total and the sink's errors",
+                self.context.name, self.settings.queue.max_bytes
+            ),
+            entity: AlertEntity {
+                entity_type: "sink".to_string(),
+                entity_key: self.context.name.to_string(),
+                user_id: None,
+                session_id: None,
+                department: None,
+                application_id: None,
+            },
+            observed: self.settings.queue.max_bytes as f64,
+            baseline: None,
+            threshold: self.settings.queue.max_bytes as f64,
+            window: None,
+            evidence: Evidence {
+                event_ids: Vec::new(),
+                event_count: 0,
+            },
+            tags: vec!["aiwarden".to_string(), "self-monitoring".to_string()],
+            source: "aiwarden".to_string(),
+            deployment: self.context.deployment.to_string(),
+            agent: self.context.agent.clone(),
+            suppressed_count: 0,
+            auto_blocked: false,
+        };
+        // Never wait on the pipeline from here: a full pipeline may be what we are part of.
+        if alerts.try_send(alert).is_err() {
+            tracing::warn!(sink = %self.context.name, "Could not hand the queue-full alert to the pipeline.");
+        }
+    }
+}
+
+/// Rule id of the alert raised when a `drop_newest` queue starts dropping.
+pub const QUEUE_FULL_RULE: &str = "aiwarden-queue-full";

@@ -1,0 +1,160 @@
+//! The persisted position of the `anthropic` source: `<state_dir>/checkpoints/<source>.json`.
+//!
+//! ```json
+//! {"version":1,"activities":{"start_from":"2026-11-23T09:00:00Z","last_id":"activity_01…",
+//!  "last_created_at":"2026-11-23T09:14:03Z"},"reports":{"messages":"2026-11-23T08:00:00Z"}}
+//! ```
+//!
+//! `last_id` is the newest activity whose page was delivered: the next poll asks for what came
+//! after it (`before_id`). `start_from` is the first-start window, fixed when the source first
+//! runs so a restart before the first delivery does not move "now" forward and skip what
+//! happened in between. `reports` maps a report to the end of the last bucket delivered.
+//! Every commit is written to a temporary file, fsynced and renamed (commits are one per page
+//! or report poll, so the fsync is cheap), so a crash leaves the old or the new cursor, never a
+//! torn one.
+
+use super::super::SourceError;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The version written to and accepted from the cursor file.
+const FORMAT_VERSION: u32 = 1;
+
+/// The on-disk document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Cursor {
+    version: u32,
+    /// Position in the activity feed.
+    #[serde(default)]
+    pub(crate) activities: ActivityCursor,
+    /// Report name to the end of the last delivered bucket.
+    #[serde(default)]
+    pub(crate) reports: BTreeMap<String, DateTime<Utc>>,
+}
+
+/// Position in the activity feed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ActivityCursor {
+    /// The first-start window: activities from this time on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) start_from: Option<DateTime<Utc>>,
+    /// The newest delivered activity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last_id: Option<String>,
+    /// Its `created_at` (informational, for operators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last_created_at: Option<DateTime<Utc>>,
+}
+
+/// The cursor of one source and the file it lives in.
+#[derive(Debug)]
+pub(crate) struct CursorStore {
+    path: PathBuf,
+    /// The committed cursor.
+    pub(crate) cursor: Cursor,
+}
+
+impl CursorStore {
+    /// Load the cursor of `source`; a missing file is a first start, an unusable one an error.
+    pub(crate) fn load(state_dir: &Path, source: &str) -> Result<CursorStore, SourceError> {
+        let directory = state_dir.join("checkpoints");
+        fs::create_dir_all(&directory).map_err(|error| SourceError::Io {
+            context: format!("creating checkpoint directory {}", directory.display()),
+            source: error,
+        })?;
+        let path = directory.join(format!("{}.json", file_name_for(source)));
+        let cursor = match fs::read(&path) {
+            Ok(bytes) => parse(&path, &bytes)?,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Cursor {
+                version: FORMAT_VERSION,
+                ..Cursor::default()
+            },
+            Err(error) => {
+                return Err(SourceError::Io {
+                    context: format!("reading cursor file {}", path.display()),
+                    source: error,
+                })
+            }
+        };
+        Ok(CursorStore { path, cursor })
+    }
+
+    /// Where the cursor is persisted.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write the cursor durably (temporary file, fsync, rename, fsync of the directory).
+    pub(crate) fn persist(&mut self) -> Result<(), SourceError> {
+        self.cursor.version = FORMAT_VERSION;
+        let io_error = |context: &str, error: io::Error| SourceError::Io {
+            context: format!("{context} {}", self.path.display()),
+            source: error,
+        };
+        let mut bytes = serde_json::to_vec_pretty(&self.cursor)
+            .map_err(|error| SourceError::Other(format!("serialising the cursor: {error}")))?;
+        bytes.push(b'\n');
+        let temporary = self.path.with_extension("json.tmp");
+        let mut file =
+            File::create(&temporary).map_err(|e| io_error("creating temporary cursor", e))?;
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io_error("writing temporary cursor", e))?;
+        drop(file);
+        fs::rename(&temporary, &self.path).map_err(|e| io_error("replacing cursor", e))?;
+        if let Some(directory) = self.path.parent() {
+            File::open(directory)
+                .and_then(|directory| directory.sync_all())
+                .map_err(|e| io_error("syncing the directory of cursor", e))?;
+        }
+        Ok(())
+    }
+}
+
+fn parse(path: &Path, bytes: &[u8]) -> Result<Cursor, SourceError> {
+    let corrupt = |reason: String| {
+        tracing::error!(
+            path = %path.display(),
+            %reason,
+            "The cursor file is corrupt; fix or remove it (removing starts again from `start_at`)."
+        );
+        SourceError::Checkpoint {
+            path: path.to_path_buf(),
+            reason,
+        }
+    };
+    let cursor: Cursor = serde_json::from_slice(bytes)
+        .map_err(|error| corrupt(format!("not a valid cursor document: {error}")))?;
+    if cursor.version != FORMAT_VERSION {
+        return Err(corrupt(format!(
+            "unsupported version {} (expected {FORMAT_VERSION})",
+            cursor.version
+        )));
+    }
+    Ok(cursor)
+}
+
+/// A file name for a source name: anything but `[A-Za-z0-9._-]` becomes `_` (as file sources do).
+fn file_name_for(source: &str) -> String {
+    let name: String = source
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() || name.starts_with('.') {
+        format!("_{name}")
+    } else {
+        name
+    }
+}
