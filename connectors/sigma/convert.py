@@ -110,6 +110,11 @@ def load_rules(export):
 def convert(rule, backend, target, connectors, siem):
     """The query and how it was made: (query, language, origin)."""
     try:
+        if siem == "elastic" and "|re" in rule["source"]:
+            # Lucene and ES|QL regular expressions match the whole value and know no (?i);
+            # Sigma's search anywhere in it, so a converted query would silently miss.
+            raise SigmaFeatureNotSupportedByBackendError(
+                "Elasticsearch regular expressions are anchored and have no (?i)")
         queries = backend.convert(SigmaCollection.from_yaml(rule["source"]))
         if len(queries) != 1:
             raise SigmaConversionError(f"{len(queries)} queries for one rule")
@@ -383,6 +388,8 @@ def main():
             for position, (target, backend) in enumerate(candidates):
                 try:
                     if position + 1 < len(candidates):
+                        if siem == "elastic" and "|re" in rule["source"]:
+                            raise SigmaFeatureNotSupportedByBackendError("regular expression")
                         queries = backend.convert(SigmaCollection.from_yaml(rule["source"]))
                         result = (" ".join(l.strip() for l in queries[0].splitlines() if l.strip()), target, "generated")
                     else:

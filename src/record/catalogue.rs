@@ -113,6 +113,21 @@ const fn only(
     }
 }
 
+/// A field passed through from the input (kept in `extra`): a keyword in every SIEM, inside
+/// Sentinel's dynamic `Extra` column.
+const fn passed(
+    canonical: &'static str,
+    elastic: &'static str,
+    sentinel: &'static str,
+) -> CatalogueField {
+    CatalogueField {
+        canonical: Some(canonical),
+        kind: FieldKind::Keyword,
+        elastic: Some(elastic),
+        sentinel: Some(sentinel),
+    }
+}
+
 use FieldKind::{Boolean, Date, Double, Ip, Keyword, KeywordList, Long, Object, Text};
 
 /// Fields of a normalised audit event (`aiwarden:event`, `logs-aiwarden.events-*`,
@@ -247,14 +262,25 @@ pub const EVENT_FIELDS: &[CatalogueField] = &[
         "aiwarden.event.response_raw",
         "ResponseRaw",
     ),
-    // Forwarded untyped from the input when present (kept in `extra`), named by the
-    // cross-user-access rule.
-    CatalogueField {
-        canonical: Some("resource_owner"),
-        kind: Keyword,
-        elastic: Some("aiwarden.event.resource_owner"),
-        sentinel: Some("Extra.resource_owner"),
-    },
+    // Forwarded untyped from the input when present (kept in `extra`) and named by rules:
+    // `resource_owner` (cross-user-access), and what the Anthropic activity poller adds.
+    passed(
+        "resource_owner",
+        "aiwarden.event.resource_owner",
+        "Extra.resource_owner",
+    ),
+    passed(
+        "activity_category",
+        "aiwarden.event.activity_category",
+        "Extra.activity_category",
+    ),
+    passed(
+        "activity_type",
+        "aiwarden.event.activity_type",
+        "Extra.activity_type",
+    ),
+    passed("role", "aiwarden.event.role", "Extra.role"),
+    passed("new_role", "aiwarden.event.new_role", "Extra.new_role"),
     only(Keyword, Some("aiwarden.event.ip_address"), None),
     only(Object, None, Some("Extra")),
     only(Keyword, None, Some("Deployment")),

@@ -13,12 +13,19 @@ use aiwarden::sinks::sentinel::{alert_row, event_row};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-/// An event with every typed field and the pass-through field the rule pack names.
+/// An event with every typed field and the pass-through fields the catalogue names (those
+/// Sentinel keeps inside `Extra`).
 fn full_event_with_extra() -> aiwarden::record::AuditRecord {
     let mut event = full_event();
-    event
-        .extra
-        .insert("resource_owner".into(), json!("someone-else"));
+    for field in EVENT_FIELDS {
+        if let (Some(name), Some(column)) = (field.canonical, field.sentinel) {
+            if column.starts_with("Extra.") {
+                event
+                    .extra
+                    .insert(name.into(), json!(format!("{name}-value")));
+            }
+        }
+    }
     event
 }
 
@@ -151,7 +158,11 @@ fn the_catalogue_is_exactly_what_each_sink_emits() {
     );
     // `Extra` is one dynamic column; the catalogue also names what the rules read inside it.
     let row = event_row(&event, "claude_deployment", "gw-01", true);
-    let inside = json!({"Extra.resource_owner": row["Extra"]["resource_owner"].clone()});
+    let mut inside = Map::new();
+    for (key, value) in row["Extra"].as_object().unwrap() {
+        inside.insert(format!("Extra.{key}"), value.clone());
+    }
+    let inside = Value::Object(inside);
     check_emitted(
         "events",
         Siem::Sentinel,

@@ -18,6 +18,8 @@ pub(super) enum Language {
 const SPL_WORDS: &[&str] = &[
     "search",
     "where",
+    "rex",
+    "field",
     "stats",
     "timechart",
     "eval",
@@ -77,6 +79,8 @@ const ESQL_WORDS: &[&str] = &[
     "_id",
     "_index",
     "_version",
+    "rlike",
+    "like",
 ];
 const KQL_WORDS: &[&str] = &[
     "where",
@@ -103,6 +107,8 @@ const KQL_WORDS: &[&str] = &[
     "false",
     "dynamic",
     "let",
+    "matches",
+    "regex",
 ];
 const LUCENE_WORDS: &[&str] = &["and", "or", "not"];
 
@@ -180,6 +186,20 @@ fn words(query: &str, language: Language) -> Vec<Word> {
             }
             let literal: String = chars[start..i.min(chars.len())].iter().collect();
             i += 1;
+            // Splunk `rex` defines a field per named group: `"(?<name>...)"`.
+            if language == Language::Spl {
+                for group in literal.split("(?<").skip(1) {
+                    if let Some((name, _)) = group.split_once('>') {
+                        out.push(Word {
+                            text: name.to_string(),
+                            next: None,
+                            previous: None,
+                            defines: true,
+                            search_value: false,
+                        });
+                    }
+                }
+            }
             // Splunk quotes field names with braces: `"policy_flags{}"="x"`, `"a{}" IN (...)`.
             let rest: String = chars[i.min(chars.len())..].iter().collect();
             let rest = rest.trim_start();

@@ -122,6 +122,12 @@ fn check_alert_rule(resource: &Value, problems: &mut Vec<String>) {
         }
     }
     let query = properties["query"].as_str().unwrap_or("");
+    let table = query.split_whitespace().next().unwrap_or("");
+    if !matches!(table, "AIWardenEvents_CL" | "AIWardenAlerts_CL") {
+        fail(format!(
+            "the query does not start with an aiwarden table: {query}"
+        ));
+    }
     // After a `summarize`, only its own columns remain; before, every column of the table.
     let visible = match query.rfind("summarize") {
         Some(at) => words(&query[at..]),
@@ -310,7 +316,8 @@ fn the_template_checks_catch_a_broken_rule() {
         .unwrap();
     rule["properties"]["severity"] = "Critical".into();
     rule["properties"]["tactics"] = serde_json::json!(["LLMJailbreak"]);
+    rule["properties"]["query"] = "UserId == \"x\"".into();
     let mut problems = Vec::new();
     check_alert_rule(rule, &mut problems);
-    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert_eq!(problems.len(), 3, "{problems:?}");
 }

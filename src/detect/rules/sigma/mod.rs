@@ -8,8 +8,8 @@
 //!   rather than aiwarden's sliding windows, so they may fire a little later or not at all on a
 //!   burst that straddles two buckets.
 //! - `distinct` rules become a `value_count` correlation.
-//! - `baseline` rules are skipped: an entity's own 30-day history is not something Sigma can
-//!   state. So are rules that consult what only the agent has (entitlements, business-hours
+//! - `baseline` and `first_seen` rules are skipped: an entity's own history is not something
+//!   Sigma can state. So are rules that consult what only the agent has (entitlements, business-hours
 //!   calendars) or name a field no sink emits. Each skip comes with its reason.
 //!
 //! Field names are the canonical ones (what the Splunk sink sends); the processing pipelines of
@@ -109,6 +109,12 @@ fn convert(doc: &RuleDoc) -> Result<String, String> {
              Sigma cannot express; its alerts reach the SIEM from aiwarden (aiwarden:alert)"
                 .into(),
         ),
+        KindName::FirstSeen => Err(
+            "a first_seen rule fires on a value the entity has never shown before, which needs \
+             the entity's history; Sigma cannot express it, so its alerts reach the SIEM from \
+             aiwarden (aiwarden:alert)"
+                .into(),
+        ),
         KindName::Threshold => {
             let Some(threshold) = &doc.threshold else {
                 return Err("kind = \"threshold\" without a [threshold] section".into());
@@ -202,8 +208,8 @@ fn emitted_field(name: &str) -> Result<FieldKind, String> {
     match catalogue::event_field(name) {
         Some(field) if field.elastic.is_some() && field.sentinel.is_some() => Ok(field.kind),
         _ => Err(format!(
-            "`{name}` is not a field the sinks emit (see record::catalogue), so no SIEM can \
-             query it"
+            "`{name}` is not in the field catalogue (record::catalogue): at most passed through \
+             untyped, unmapped in Elastic and no Sentinel column, so no SIEM query can rely on it"
         )),
     }
 }
@@ -502,7 +508,12 @@ fn selection(
         return Ok(put("", json!({key: needle})));
     }
     if let Some(pattern) = &test.regex {
-        return Ok(put("", json!({format!("{field}|re"): pattern})));
+        // Sigma spells case-insensitivity as a modifier; backends differ on inline flags.
+        let (key, pattern) = match pattern.strip_prefix("(?i)") {
+            Some(rest) => (format!("{field}|re|i"), rest),
+            None => (format!("{field}|re"), pattern.as_str()),
+        };
+        return Ok(put("", json!({key: pattern})));
     }
     for (other, same) in [(&test.equals_field, true), (&test.not_equals_field, false)] {
         if let Some(other) = other {

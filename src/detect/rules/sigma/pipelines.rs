@@ -55,7 +55,14 @@ pub fn pipelines() -> Vec<(&'static str, String)> {
         .filter_map(|field| field.sentinel)
         .collect();
     let lists = lists.join("|");
+    // Fields passed through in the dynamic `Extra` column are quoted as one name by the Kusto
+    // backend (`'Extra.role'`, a string literal in KQL): read them out of `Extra` instead.
     let sentinel_lists = json!([
+        // A custom pipeline gets no table prefix from the Kusto backend: the query needs one.
+        {"type": "replace", "pattern": "^", "replacement": "AIWardenEvents_CL\n| where "},
+        {"type": "replace",
+         "pattern": r"'Extra\.([A-Za-z_][A-Za-z0-9_]*)'",
+         "replacement": r"tostring(Extra.\1)"},
         {"type": "replace",
          "pattern": format!(r#"\b({lists}) =~ ("(?:[^"\\]|\\.)*")"#),
          "replacement": r"set_has_element(\1, \2)"},

@@ -39,6 +39,9 @@ at_least = "confidential"
 [[conditions]]
 field = "model"
 not_equals = "claude-haiku"
+[[conditions]]
+field = "stop_reason"
+regex = "(?i)^max_"
 "#
     ));
     assert!(exported.skipped.is_empty(), "{:?}", exported.skipped);
@@ -55,7 +58,8 @@ not_equals = "claude-haiku"
         "  c2:\n    data_classification:\n      - \"confidential\"\n      - \"sensitive\"\n      - \"restricted\"\n",
         // A negation also requires the field, as the engine does.
         "  c3_present:\n    model|exists: true\n  c3_value:\n    model: \"claude-haiku\"\n",
-        "  condition: \"(c1_1 or c1_2) and c2 and (c3_present and not c3_value)\"\n",
+        "  c4:\n    stop_reason|re|i: \"^max_\"\n",
+        "  condition: \"(c1_1 or c1_2) and c2 and (c3_present and not c3_value) and c4\"\n",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
@@ -183,7 +187,7 @@ group_by = "user_id"
 [[conditions]]
 field = "some_upstream_field"
 exists = true"#,
-            "not a field the sinks emit",
+            "not in the field catalogue",
         ),
         (
             r#"kind = "threshold"
@@ -194,7 +198,7 @@ field = "total_tokens"
 [[threshold.tiers]]
 window = "1h"
 above = 10"#,
-            "not a field the sinks emit",
+            "not in the field catalogue",
         ),
     ];
     for (body, reason) in cases {
