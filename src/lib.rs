@@ -10,6 +10,7 @@
 //! - [`sinks`]: write alerts and events out (stdout, file; SIEMs next).
 //! - [`pipeline`]: wires sources, decode, detect and sinks; acknowledgement, shutdown.
 //! - [`config`]: TOML plus environment into a validated [`config::Config`].
+//! - [`connectors`]: SIEM content packs aiwarden installs itself.
 //! - [`record`]: the wire types every module speaks (a leaf).
 //! - [`dead_letter`]: where input that cannot be used goes, with the reason.
 //! - [`telemetry`]: logging and counters.
@@ -20,6 +21,7 @@
 pub mod backtest;
 pub mod cli;
 pub mod config;
+pub mod connectors;
 pub mod dead_letter;
 pub mod decode;
 pub mod detect;

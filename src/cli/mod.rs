@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success; 1 a runtime failure; 2 the configuration or the command line is wrong.
 
+mod connectors;
 mod demo;
 mod replay;
 mod rules;
@@ -112,6 +113,12 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Install a SIEM content pack through the SIEM's API.
+    Connectors {
+        /// What to do.
+        #[command(subcommand)]
+        command: ConnectorsCommand,
+    },
     /// Back-test the rules over audit files (JSON lines, `.gz` too): decode them in order, run
     /// the rules on event time, send nothing, and print per rule the alerts, the distinct
     /// entities and the top entities. Bad lines are counted by reason, never fatal.
@@ -166,6 +173,57 @@ pub enum RulesCommand {
         #[arg(long, value_name = "DIR")]
         rules_dir: Option<PathBuf>,
     },
+    /// Export every rule for a SIEM: `--format sigma DIR` writes Sigma rules (correlation
+    /// rules for thresholds) to DIR/rules, pySigma processing pipelines to DIR/pipelines, and
+    /// the rules Sigma cannot express, with the reason, to DIR/skipped.md.
+    Export {
+        /// The format.
+        #[arg(long, value_enum)]
+        format: rules::ExportFormat,
+        /// The directory to write to (created when missing).
+        #[arg(value_name = "DIR")]
+        out: PathBuf,
+        /// Read the rules from this directory instead of the built-in ones.
+        #[arg(long, value_name = "DIR")]
+        rules_dir: Option<PathBuf>,
+    },
+}
+
+/// The `connectors` commands.
+#[derive(Debug, Subcommand)]
+pub enum ConnectorsCommand {
+    /// Install a SIEM's content pack with the credentials of its configured sink.
+    Install {
+        /// The SIEM.
+        #[command(subcommand)]
+        siem: InstallTarget,
+    },
+}
+
+/// The SIEMs `connectors install` knows.
+#[derive(Debug, Subcommand)]
+pub enum InstallTarget {
+    /// Put the ILM policy, component and index templates of the aiwarden data streams through
+    /// the Elasticsearch API (with the credentials and TLS settings of the elastic sink), and
+    /// with --saved-objects / --rules import the Kibana data views and governance dashboard and
+    /// the Elastic Security detection rules through the Kibana API. Safe to run again.
+    Elastic {
+        /// The configuration file holding the elastic sink.
+        #[arg(short, long, env = "AIWARDEN_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The elastic sink to take the endpoint and credentials from (when there are several).
+        #[arg(long, value_name = "NAME")]
+        sink: Option<String>,
+        /// The Kibana base URL, e.g. https://kibana.example:5601 (for --saved-objects, --rules).
+        #[arg(long, value_name = "URL")]
+        kibana: Option<String>,
+        /// Also import the Kibana saved objects (data views, governance dashboard).
+        #[arg(long)]
+        saved_objects: bool,
+        /// Also import the Elastic Security detection rules.
+        #[arg(long)]
+        rules: bool,
+    },
 }
 
 /// A failure with the exit code it deserves.
@@ -213,6 +271,35 @@ pub fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Test { rules_dir },
         } => rules::test(rules_dir),
+        Command::Rules {
+            command:
+                RulesCommand::Export {
+                    format,
+                    out,
+                    rules_dir,
+                },
+        } => rules::export(format, &out, rules_dir),
+        Command::Connectors {
+            command:
+                ConnectorsCommand::Install {
+                    siem:
+                        InstallTarget::Elastic {
+                            config,
+                            sink,
+                            kibana,
+                            saved_objects,
+                            rules,
+                        },
+                },
+        } => connectors::install_elastic(
+            &config,
+            sink.as_deref(),
+            kibana,
+            crate::connectors::elastic::InstallOptions {
+                saved_objects,
+                rules,
+            },
+        ),
         Command::Replay {
             files,
             config,

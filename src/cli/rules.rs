@@ -202,3 +202,66 @@ fn run_example(
     }
     Ok(alerts)
 }
+
+/// The formats `rules export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Sigma rules (correlation rules for thresholds) plus pySigma processing pipelines.
+    Sigma,
+}
+
+/// Write every rule as Sigma into `out/rules/`, the processing pipelines into
+/// `out/pipelines/`, and the skipped rules with their reasons into `out/skipped.md`.
+pub fn export(format: ExportFormat, out: &Path, rules_dir: Option<PathBuf>) -> Result<(), Failure> {
+    let ExportFormat::Sigma = format;
+    let files = read_rule_files(rules_dir.as_deref())?;
+    let exported = crate::detect::sigma::export(&files)
+        .context("the rules are invalid (run `aiwarden rules lint`)")
+        .map_err(Failure::config)?;
+    let rules_out = out.join("rules");
+    let pipelines_out = out.join("pipelines");
+    for dir in [&rules_out, &pipelines_out] {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating {}", dir.display()))
+            .map_err(Failure::runtime)?;
+    }
+    // An export replaces the previous one: a rule removed from the pack leaves no stale file.
+    let stale = std::fs::read_dir(&rules_out)
+        .with_context(|| format!("reading {}", rules_out.display()))
+        .map_err(Failure::runtime)?;
+    for entry in stale.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("aiwarden_") && name.ends_with(".yml") {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("removing {}", entry.path().display()))
+                .map_err(Failure::runtime)?;
+        }
+    }
+    let write = |path: PathBuf, text: &str| {
+        std::fs::write(&path, text)
+            .with_context(|| format!("writing {}", path.display()))
+            .map_err(Failure::runtime)
+    };
+    for file in &exported.files {
+        write(rules_out.join(&file.file_name), &file.text)?;
+        println!("exported {} -> rules/{}", file.rule_id, file.file_name);
+    }
+    for (name, text) in crate::detect::sigma::pipelines() {
+        write(pipelines_out.join(name), &text)?;
+    }
+    let mut skipped = String::from(
+        "# Rules without a Sigma form\n\nWritten by `aiwarden rules export --format sigma`. \
+         These rules run only in aiwarden; their alerts reach the SIEM as aiwarden alerts.\n\n",
+    );
+    for rule in &exported.skipped {
+        println!("skipped {}: {}", rule.rule_id, rule.reason);
+        skipped.push_str(&format!("- `{}`: {}\n", rule.rule_id, rule.reason));
+    }
+    write(out.join("skipped.md"), &skipped)?;
+    println!(
+        "# {} rule(s) exported, {} skipped, 3 pipelines",
+        exported.files.len(),
+        exported.skipped.len()
+    );
+    Ok(())
+}

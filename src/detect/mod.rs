@@ -41,7 +41,7 @@ mod tests;
 pub use calendar::Calendars;
 pub use engine::{Engine, EngineStats, RestoreReport, RuleStats, Snapshot, SNAPSHOT_VERSION};
 pub use entitlements::Entitlements;
-pub use rules::{RuleInfo, RuleSet};
+pub use rules::{sigma, RuleInfo, RuleSet};
 
 use crate::record::AgentInfo;
 

@@ -7,6 +7,7 @@
 mod alert;
 pub mod atlas;
 mod audit;
+pub mod catalogue;
 pub mod fields;
 
 pub use alert::{AgentInfo, Alert, AlertEntity, Evidence};

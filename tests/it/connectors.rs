@@ -13,6 +13,12 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+mod catalogue;
+mod install;
+mod queries;
+mod scanner;
+mod sentinel;
+
 fn read_json(relative: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
     serde_json::from_str(

@@ -9,6 +9,7 @@ mod distinct;
 mod first_seen;
 mod operator;
 mod parse;
+pub mod sigma;
 mod threshold;
 
 pub(crate) use baseline::BaselineSpec;

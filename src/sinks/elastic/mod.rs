@@ -42,7 +42,7 @@ impl Service for Elastic {
     }
 }
 
-fn authorization(auth: &ElasticAuth) -> Result<HeaderValue, SinkError> {
+pub(crate) fn authorization(auth: &ElasticAuth) -> Result<HeaderValue, SinkError> {
     let value = match auth {
         ElasticAuth::ApiKey { api_key } => {
             let key = api_key

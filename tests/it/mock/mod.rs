@@ -3,6 +3,7 @@
 
 pub mod anthropic;
 pub mod elastic;
+pub mod elastic_admin;
 pub mod sentinel;
 pub mod splunk_hec;
 pub mod syslog;

@@ -1,0 +1,329 @@
+//! The field catalogue (`record::catalogue`) against what the sinks emit and what the SIEM
+//! templates declare: a field a sink adds, drops or retypes without the catalogue fails here,
+//! and so does a template or table that declares a field with another type.
+
+use super::{full_alert, full_event, read_json};
+use aiwarden::record::catalogue::{
+    CatalogueField, FieldKind, Siem, ALERT_FIELDS, EVENT_FIELDS, SPLUNK_INDEXED_ALERT,
+    SPLUNK_INDEXED_EVENT,
+};
+use aiwarden::record::RecordView;
+use aiwarden::sinks::elastic::{alert_document, event_document, DocumentSettings};
+use aiwarden::sinks::sentinel::{alert_row, event_row};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// An event with every typed field and the pass-through fields the catalogue names (those
+/// Sentinel keeps inside `Extra`).
+fn full_event_with_extra() -> aiwarden::record::AuditRecord {
+    let mut event = full_event();
+    for field in EVENT_FIELDS {
+        if let (Some(name), Some(column)) = (field.canonical, field.sentinel) {
+            if column.starts_with("Extra.") {
+                event
+                    .extra
+                    .insert(name.into(), json!(format!("{name}-value")));
+            }
+        }
+    }
+    event
+}
+
+/// Leaf paths and values; arrays and `stop_at` objects are leaves.
+fn leaves<'a>(
+    value: &'a Value,
+    prefix: &str,
+    stop_at: &[&str],
+    out: &mut BTreeMap<String, &'a Value>,
+) {
+    match value {
+        Value::Object(map) if !stop_at.contains(&prefix) => {
+            for (key, child) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                leaves(child, &path, stop_at, out);
+            }
+        }
+        Value::Null => {}
+        other => {
+            out.insert(prefix.to_string(), other);
+        }
+    }
+}
+
+fn json_fits(kind: FieldKind, value: &Value) -> bool {
+    match kind {
+        FieldKind::Keyword | FieldKind::Text | FieldKind::Date | FieldKind::Ip => value.is_string(),
+        FieldKind::Long => value.is_i64() || value.is_u64(),
+        FieldKind::Double => value.is_number(),
+        FieldKind::Boolean => value.is_boolean(),
+        FieldKind::KeywordList => value
+            .as_array()
+            .is_some_and(|items| items.iter().all(Value::is_string)),
+        FieldKind::Object => value.is_object(),
+    }
+}
+
+/// Every emitted leaf is catalogued with its type, and every catalogued name is emitted.
+fn check_emitted(
+    what: &str,
+    siem: Siem,
+    catalogue: &[CatalogueField],
+    samples: &[Value],
+    stop_at: &[&str],
+) {
+    let mut emitted = BTreeMap::new();
+    for sample in samples {
+        leaves(sample, "", stop_at, &mut emitted);
+    }
+    let known: BTreeMap<&str, FieldKind> = catalogue
+        .iter()
+        .filter_map(|f| f.name_in(siem).map(|name| (name, f.kind)))
+        .collect();
+    let mut problems = Vec::new();
+    for (path, value) in &emitted {
+        match known.get(path.as_str()) {
+            None => problems.push(format!("{path} is emitted but not in the catalogue")),
+            Some(kind) if !json_fits(*kind, value) => {
+                problems.push(format!("{path} = {value} is not {kind:?} as catalogued"))
+            }
+            Some(_) => {}
+        }
+    }
+    for name in known.keys() {
+        if !emitted.contains_key(*name) {
+            problems.push(format!("{name} is catalogued but the sink never emits it"));
+        }
+    }
+    assert!(problems.is_empty(), "{what} {siem:?}: {problems:#?}");
+}
+
+#[test]
+fn the_catalogue_is_exactly_what_each_sink_emits() {
+    let alert = full_alert();
+    let event = full_event_with_extra();
+    // Splunk receives the canonical JSON as the event body.
+    check_emitted(
+        "alerts",
+        Siem::Splunk,
+        ALERT_FIELDS,
+        &[serde_json::to_value(&alert).unwrap()],
+        &[],
+    );
+    check_emitted(
+        "events",
+        Siem::Splunk,
+        EVENT_FIELDS,
+        &[serde_json::to_value(RecordView {
+            record: &event,
+            include_content: true,
+        })
+        .unwrap()],
+        &[],
+    );
+    // Elastic: a valid IP goes to `source.ip`, anything else stays in the canonical record.
+    let settings = DocumentSettings {
+        namespace: "default".into(),
+        host: "gw-01".into(),
+        deployment: "claude_deployment".into(),
+    };
+    let mut odd = full_event_with_extra();
+    odd.ip_address = Some("unknown".into());
+    check_emitted(
+        "alerts",
+        Siem::Elastic,
+        ALERT_FIELDS,
+        &[alert_document(&alert)],
+        &[],
+    );
+    check_emitted(
+        "events",
+        Siem::Elastic,
+        EVENT_FIELDS,
+        &[
+            event_document(&event, &settings, true),
+            event_document(&odd, &settings, true),
+        ],
+        &[],
+    );
+    check_emitted(
+        "alerts",
+        Siem::Sentinel,
+        ALERT_FIELDS,
+        &[alert_row(&alert)],
+        &[],
+    );
+    // `Extra` is one dynamic column; the catalogue also names what the rules read inside it.
+    let row = event_row(&event, "claude_deployment", "gw-01", true);
+    let mut inside = Map::new();
+    for (key, value) in row["Extra"].as_object().unwrap() {
+        inside.insert(format!("Extra.{key}"), value.clone());
+    }
+    let inside = Value::Object(inside);
+    check_emitted(
+        "events",
+        Siem::Sentinel,
+        EVENT_FIELDS,
+        &[row, inside],
+        &["Extra"],
+    );
+}
+
+#[test]
+fn a_field_the_catalogue_lacks_fails_the_check() {
+    let sample = json!({"alert_id": "a", "new_field": 1});
+    let outcome = std::panic::catch_unwind(|| {
+        check_emitted(
+            "alerts",
+            Siem::Splunk,
+            ALERT_FIELDS,
+            std::slice::from_ref(&sample),
+            &[],
+        )
+    });
+    assert!(outcome.is_err(), "an uncatalogued field must fail");
+}
+
+#[test]
+fn splunk_indexed_fields_are_catalogued_names() {
+    let canonical: Vec<&str> = ALERT_FIELDS
+        .iter()
+        .chain(EVENT_FIELDS)
+        .filter_map(|f| f.canonical)
+        .collect();
+    for name in SPLUNK_INDEXED_ALERT.iter().chain(SPLUNK_INDEXED_EVENT) {
+        assert!(canonical.contains(name), "{name}");
+    }
+}
+
+fn elastic_type_fits(kind: FieldKind, mapping: &str) -> bool {
+    match kind {
+        FieldKind::Keyword | FieldKind::KeywordList => {
+            matches!(mapping, "keyword" | "constant_keyword")
+        }
+        FieldKind::Text => matches!(mapping, "text" | "match_only_text"),
+        FieldKind::Long => mapping == "long",
+        FieldKind::Double => mapping == "double",
+        FieldKind::Boolean => mapping == "boolean",
+        FieldKind::Date => mapping == "date",
+        FieldKind::Ip => mapping == "ip",
+        FieldKind::Object => mapping == "object" || mapping == "flattened",
+    }
+}
+
+fn mapped(properties: &Map<String, Value>, prefix: &str, out: &mut BTreeMap<String, String>) {
+    for (key, field) in properties {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match field.get("properties").and_then(Value::as_object) {
+            Some(children) => mapped(children, &path, out),
+            None => {
+                out.insert(path, field["type"].as_str().unwrap_or("object").to_string());
+            }
+        }
+    }
+}
+
+#[test]
+fn elastic_templates_map_the_catalogue_with_its_types_and_nothing_else() {
+    for (component, catalogue) in [
+        ("aiwarden.alerts@mappings", ALERT_FIELDS),
+        ("aiwarden.events@mappings", EVENT_FIELDS),
+    ] {
+        let template = read_json(&format!(
+            "connectors/elastic/component_templates/{component}.json"
+        ));
+        let mut fields = BTreeMap::new();
+        mapped(
+            template["template"]["mappings"]["properties"]
+                .as_object()
+                .unwrap(),
+            "",
+            &mut fields,
+        );
+        let mut problems = Vec::new();
+        for field in catalogue {
+            let Some(name) = field.elastic else { continue };
+            match fields.get(name) {
+                None => problems.push(format!("{name} is not mapped")),
+                Some(mapping) if !elastic_type_fits(field.kind, mapping) => problems.push(format!(
+                    "{name} is {:?} but mapped as {mapping}",
+                    field.kind
+                )),
+                Some(_) => {}
+            }
+        }
+        for name in fields.keys() {
+            // Elasticsearch itself fills `data_stream.*` for every document of a data stream.
+            let known = catalogue.iter().any(|f| f.elastic == Some(name.as_str()));
+            if !known && !name.starts_with("data_stream.") {
+                problems.push(format!("{name} is mapped but no sink emits it"));
+            }
+        }
+        assert!(problems.is_empty(), "{component}: {problems:#?}");
+    }
+}
+
+fn sentinel_type_fits(kind: FieldKind, column: &str) -> bool {
+    match kind {
+        FieldKind::Keyword | FieldKind::Text | FieldKind::Ip => column == "string",
+        FieldKind::Long => matches!(column, "long" | "int"),
+        FieldKind::Double => column == "real",
+        FieldKind::Boolean => column == "boolean",
+        FieldKind::Date => column == "datetime",
+        FieldKind::KeywordList | FieldKind::Object => column == "dynamic",
+    }
+}
+
+#[test]
+fn sentinel_tables_declare_the_catalogue_with_its_types_and_nothing_else() {
+    let tables = read_json("connectors/sentinel/tables.json");
+    for (table, catalogue) in [
+        ("AIWardenAlerts_CL", ALERT_FIELDS),
+        ("AIWardenEvents_CL", EVENT_FIELDS),
+    ] {
+        let definition = tables["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == table)
+            .unwrap();
+        let columns: BTreeMap<String, String> = definition["properties"]["schema"]["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_string(),
+                    c["type"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let mut problems = Vec::new();
+        for field in catalogue {
+            // `Extra.resource_owner` lives inside the dynamic `Extra` column.
+            let Some(name) = field.sentinel.filter(|n| !n.contains('.')) else {
+                continue;
+            };
+            match columns.get(name) {
+                None => problems.push(format!("{name} is not declared")),
+                Some(column) if !sentinel_type_fits(field.kind, column) => {
+                    problems.push(format!("{name} is {:?} but declared {column}", field.kind))
+                }
+                Some(_) => {}
+            }
+        }
+        for name in columns.keys() {
+            if !catalogue.iter().any(|f| f.sentinel == Some(name.as_str())) {
+                problems.push(format!("{name} is declared but no sink sends it"));
+            }
+        }
+        assert!(problems.is_empty(), "{table}: {problems:#?}");
+    }
+}
