@@ -35,9 +35,11 @@ pub struct Reader {
     queue: Arc<DiskQueue>,
     /// First index of the segment being read.
     segment: u64,
-    /// File offset of `window[0]`.
+    /// File offset of `window[head]`.
     offset: u64,
     window: Vec<u8>,
+    /// Bytes of `window` already handed out (dropped at the next fill, not per record).
+    head: usize,
     file: Option<File>,
     /// The index the next record should have; a higher one means records were lost to damage.
     expected: u64,
@@ -53,6 +55,7 @@ impl Reader {
             segment,
             offset: 0,
             window: Vec::new(),
+            head: 0,
             file: None,
             expected: committed,
         }
@@ -74,8 +77,8 @@ impl Reader {
                 segment.next,
                 segment.committed,
             );
-            let end = self.offset + self.window.len() as u64;
-            if self.window.is_empty() && self.offset >= written {
+            let end = self.offset + self.unread().len() as u64;
+            if self.unread().is_empty() && self.offset >= written {
                 match next_segment {
                     Some(next) => {
                         // Records the damage at the end of this segment took are done.
@@ -86,8 +89,8 @@ impl Reader {
                     None => return Ok(None),
                 }
             }
-            if !self.window.is_empty() {
-                match frame::parse(&self.window) {
+            if !self.unread().is_empty() {
+                match frame::parse(self.unread()) {
                     Parsed::Frame { record, len } => {
                         self.consume(len);
                         if record.index < committed.max(self.expected) {
@@ -115,6 +118,7 @@ impl Reader {
                 // The file is shorter than what was written to it: someone cut it.
                 tracing::warn!(path = %path.display(), "A queue segment is shorter than expected; its missing records are lost.");
                 self.window.clear();
+                self.head = 0;
                 self.offset = written;
             }
         }
@@ -132,17 +136,18 @@ impl Reader {
         self.segment = segment;
         self.offset = 0;
         self.window.clear();
+        self.head = 0;
         self.file = None;
     }
 
     fn consume(&mut self, len: usize) {
-        self.window.drain(..len);
+        self.head += len;
         self.offset += len as u64;
     }
 
     /// Read more of the segment, up to what is written.
     fn fill(&mut self, path: &Path, written: u64) -> Result<usize, QueueError> {
-        let end = self.offset + self.window.len() as u64;
+        let end = self.offset + self.unread().len() as u64;
         if end >= written {
             return Ok(0);
         }
@@ -154,6 +159,9 @@ impl Reader {
         let Some(file) = self.file.as_mut() else {
             return Ok(0);
         };
+        // Drop what was handed out: one move per fill rather than one per record.
+        self.window.drain(..self.head);
+        self.head = 0;
         let want = ((written - end) as usize).min(READ_CHUNK.max(self.window.len()));
         let start = self.window.len();
         self.window.resize(start + want, 0);
@@ -165,6 +173,10 @@ impl Reader {
         Ok(read)
     }
 
+    fn unread(&self) -> &[u8] {
+        &self.window[self.head..]
+    }
+
     /// Skip from the current position to the next intact frame (or the written end).
     fn skip_damage(
         &mut self,
@@ -174,14 +186,16 @@ impl Reader {
     ) -> Result<ReadItem, QueueError> {
         let start = self.offset;
         loop {
-            if let Some(skip) = frame::resync(&self.window) {
-                let bytes = self.window[..skip].to_vec();
+            if let Some(skip) = frame::resync(self.unread()) {
+                let bytes = self.unread()[..skip].to_vec();
                 self.consume(skip);
                 return Ok(self.damaged(path, start, bytes, reason));
             }
-            let end = self.offset + self.window.len() as u64;
+            let end = self.offset + self.unread().len() as u64;
             if end >= written || self.fill(path, written)? == 0 {
-                let bytes = std::mem::take(&mut self.window);
+                let bytes = self.unread().to_vec();
+                self.window.clear();
+                self.head = 0;
                 self.offset = written;
                 return Ok(self.damaged(path, start, bytes, reason));
             }
