@@ -13,6 +13,7 @@
 //! - [`record`]: the wire types every module speaks (a leaf).
 //! - [`dead_letter`]: where input that cannot be used goes, with the reason.
 //! - [`telemetry`]: logging and counters.
+//! - [`privacy`]: pseudonyms, IP masking and content redaction on the way to each sink.
 //! - [`cli`]: the commands of the `aiwarden` binary.
 //!
 //! Library modules return typed errors (`thiserror`); only [`cli`] uses `anyhow`.
@@ -25,6 +26,7 @@ pub mod decode;
 pub mod detect;
 pub mod enrich;
 pub mod pipeline;
+pub mod privacy;
 pub mod record;
 pub mod sinks;
 pub mod sources;

@@ -8,6 +8,7 @@ mod connectors;
 mod elastic;
 mod malformed;
 mod mock;
+mod privacy;
 mod restart;
 mod rotation;
 mod rules_cmd;
