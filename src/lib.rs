@@ -13,6 +13,7 @@
 //! - [`record`]: the wire types every module speaks (a leaf).
 //! - [`dead_letter`]: where input that cannot be used goes, with the reason.
 //! - [`telemetry`]: logging and counters.
+//! - [`evidence`]: the per-sink hash chain, signed checkpoints, and verification of SIEM exports.
 //! - [`privacy`]: pseudonyms, IP masking and content redaction on the way to each sink.
 //! - [`cli`]: the commands of the `aiwarden` binary.
 //!
@@ -25,6 +26,7 @@ pub mod dead_letter;
 pub mod decode;
 pub mod detect;
 pub mod enrich;
+pub mod evidence;
 pub mod pipeline;
 pub mod privacy;
 pub mod record;
