@@ -219,6 +219,17 @@ impl SinkEvidence {
         )
     }
 
+    /// A signed checkpoint of whatever was stamped since the last one (at shutdown).
+    pub fn final_checkpoint(&mut self) -> Option<Map<String, Value>> {
+        if self.chain.since_checkpoint == 0 {
+            return None;
+        }
+        Some(
+            self.chain
+                .checkpoint(&self.signer, chrono::Utc::now(), self.location),
+        )
+    }
+
     /// Persist the chain head (call once what was stamped is durably written).
     pub fn persist(&self) -> Result<(), EvidenceError> {
         self.chain.persist()

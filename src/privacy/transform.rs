@@ -144,7 +144,7 @@ impl Transform {
             replaced.push((real, pseudonym));
         }
         let key_is_identity = entity.entity_type == fields::USER_ID
-            || self.extra_fields.iter().any(|f| *f == entity.entity_type);
+            || self.extra_fields.contains(&entity.entity_type);
         if key_is_identity {
             let real = std::mem::take(&mut entity.entity_key);
             let pseudonym = keys.pseudonym(&real);
