@@ -3,10 +3,13 @@
 //! Exit codes: 0 success; 1 a runtime failure; 2 the configuration or the command line is wrong.
 
 mod demo;
+mod keygen;
+mod pseudonym;
 mod replay;
 mod rules;
 mod run;
 mod status;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -144,6 +147,39 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         seed_state: Option<PathBuf>,
     },
+    /// Prove that records exported from a SIEM are complete and unaltered: reads NDJSON/JSON
+    /// (Splunk export, Elastic `_search`, Sentinel query results) or CSV, in any order and with
+    /// duplicates, and reports verified records, duplicates, gaps, altered records, broken links
+    /// and checkpoints verified or forged. Exits 0 when complete, intact and signed; 1 when
+    /// something is missing, altered or forged; 2 on usage errors; 3 when intact but not signed.
+    Verify {
+        /// The exported files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// An agent's checkpoint public key file (`aiwarden keygen checkpoint` wrote it as
+        /// `<key>.pub`). Repeatable, e.g. one per agent or across a key change.
+        #[arg(long = "public-key", value_name = "FILE", required = true)]
+        public_keys: Vec<PathBuf>,
+        /// Demand every seq from this one (e.g. 1 for a whole chain); by default the export
+        /// may start anywhere.
+        #[arg(long, value_name = "SEQ")]
+        from_seq: Option<u64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pseudonyms: find a named person's records in the SIEM.
+    Pseudonym {
+        /// What to do.
+        #[command(subcommand)]
+        command: pseudonym::PseudonymCommand,
+    },
+    /// Create the secret keys of pseudonymisation and of evidence checkpoints.
+    Keygen {
+        /// Which key.
+        #[command(subcommand)]
+        command: keygen::KeygenCommand,
+    },
 }
 
 /// The `rules` commands.
@@ -232,6 +268,19 @@ pub fn main() -> ExitCode {
             alerts_out,
             seed_state,
         }),
+        Command::Verify {
+            files,
+            public_keys,
+            from_seq,
+            json,
+        } => verify::verify(verify::VerifyArgs {
+            files,
+            public_keys,
+            from_seq,
+            json,
+        }),
+        Command::Pseudonym { command } => pseudonym::run(command),
+        Command::Keygen { command } => keygen::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,7 @@
 //! Each item goes through the privacy transform (`[privacy]`, this sink's `forward_content` and
 //! `real_identity`) before it is written. With `[evidence] enabled`, every JSON line is stamped
 //! into this sink's hash chain as it is encoded, a signed checkpoint follows every N records or
-//! T seconds (checked as batches arrive) and at the end, and the chain head is persisted after
+//! T seconds (checked as records arrive) and at the end, and the chain head is persisted after
 //! each batch is written. The bytes of a batch are encoded once, so a retried write repeats the
 //! same stamps. At start the `file` sink continues the chain after the newest stamped line in its
 //! file, so a crash between writing a batch and persisting the head reuses no `seq`.
@@ -252,11 +252,6 @@ impl LineWriter {
                         batch.ack.delivered();
                         continue;
                     }
-                    if let Some(checkpoint) =
-                        self.evidence.as_mut().and_then(|e| e.checkpoint_if_due())
-                    {
-                        push_json_line(&checkpoint, &mut buffer);
-                    }
                     if self.write_with_retry(&mut writer, &mut open, &buffer, &context) {
                         self.persist_chain(&context);
                         context.metrics.sink_sent(&context.name, count);
@@ -302,6 +297,9 @@ impl LineWriter {
             let mut document = json_object(item, self.routing.forward_content);
             evidence.stamp(&mut document);
             push_json_line(&document, buffer);
+            if let Some(checkpoint) = evidence.checkpoint_if_due() {
+                push_json_line(&checkpoint, buffer);
+            }
         } else {
             write_json_line(item, self.routing.forward_content, buffer);
         }

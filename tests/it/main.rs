@@ -17,3 +17,4 @@ mod splunk_hec;
 mod syslog;
 mod telemetry;
 mod util;
+mod verify;
