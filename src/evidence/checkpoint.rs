@@ -177,39 +177,54 @@ impl CheckpointClock {
 }
 
 impl Chain {
-    /// A signed checkpoint of the current head, itself stamped into the chain at `location`.
-    /// `record_type`, `timestamp` and `checkpoint` are its fields; a sink wraps it as its SIEM
-    /// needs (the same way it wraps events).
+    /// Sign the current head. The caller puts the body in a record of its SIEM's shape and
+    /// stamps that record with [`Chain::stamp_checkpoint`]; [`Chain::checkpoint`] does both for
+    /// JSON lines.
+    pub fn sign_head(&self, signer: &CheckpointSigner, now: DateTime<Utc>) -> CheckpointBody {
+        let (head_seq, head_hash) = self.head();
+        let created = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let message =
+            CheckpointBody::message(self.agent_id(), self.sink(), head_seq, head_hash, &created);
+        CheckpointBody {
+            agent_id: self.agent_id().to_string(),
+            sink: self.sink().to_string(),
+            head_seq,
+            head_hash: head_hash.to_string(),
+            created,
+            key_id: signer.key_id(),
+            signature: hex::encode(signer.sign(&message).to_bytes()),
+        }
+    }
+
+    /// Stamp a record holding a checkpoint body, and restart the count towards the next one.
+    pub fn stamp_checkpoint(
+        &mut self,
+        document: &mut Map<String, Value>,
+        location: StampLocation,
+    ) -> super::Stamp {
+        let stamp = self.stamp(document, location);
+        self.since_checkpoint = 0;
+        stamp
+    }
+
+    /// A signed checkpoint of the current head as a JSON-lines record (`record_type`,
+    /// `timestamp`, `checkpoint`), itself stamped into the chain at `location`.
     pub fn checkpoint(
         &mut self,
         signer: &CheckpointSigner,
         now: DateTime<Utc>,
         location: StampLocation,
     ) -> Map<String, Value> {
-        let (head_seq, head_hash) = self.head();
-        let head_hash = head_hash.to_string();
-        let created = now.to_rfc3339_opts(SecondsFormat::Millis, true);
-        let message =
-            CheckpointBody::message(self.agent_id(), self.sink(), head_seq, &head_hash, &created);
-        let body = CheckpointBody {
-            agent_id: self.agent_id().to_string(),
-            sink: self.sink().to_string(),
-            head_seq,
-            head_hash,
-            created: created.clone(),
-            key_id: signer.key_id(),
-            signature: hex::encode(signer.sign(&message).to_bytes()),
-        };
+        let body = self.sign_head(signer, now);
         let mut document = match json!({
             "record_type": CHECKPOINT_RECORD_TYPE,
-            "timestamp": created,
+            "timestamp": body.created,
             "checkpoint": body,
         }) {
             Value::Object(map) => map,
             _ => Map::new(),
         };
-        self.stamp(&mut document, location);
-        self.since_checkpoint = 0;
+        self.stamp_checkpoint(&mut document, location);
         document
     }
 }

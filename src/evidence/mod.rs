@@ -12,6 +12,7 @@
 pub mod canonical;
 pub mod chain;
 pub mod checkpoint;
+pub mod encoded;
 pub mod export;
 pub mod verify;
 
@@ -56,6 +57,9 @@ pub enum EvidenceError {
     /// A key file is readable by others, or missing.
     #[error(transparent)]
     Key(#[from] crate::privacy::KeyError),
+    /// An encoded record is not in the shape its sink declared (a bug, not bad input).
+    #[error("cannot stamp an encoded record: {0}")]
+    Encoded(String),
     /// Evidence is on without a signing key.
     #[error("[evidence] enabled = true needs signing_key_file")]
     NoSigningKey,
@@ -217,6 +221,31 @@ impl SinkEvidence {
             self.chain
                 .checkpoint(&self.signer, chrono::Utc::now(), self.location),
         )
+    }
+
+    /// A signature of the head when a checkpoint is due (`force`: whenever anything was stamped
+    /// since the last one); stamp the record holding it with [`SinkEvidence::stamp_checkpoint`].
+    pub fn sign_head_if_due(&mut self, force: bool) -> Option<CheckpointBody> {
+        let now = Instant::now();
+        let due = if force {
+            self.chain.since_checkpoint > 0
+        } else {
+            self.clock.due(&self.chain, now)
+        };
+        if !due {
+            return None;
+        }
+        self.clock.reset(now);
+        Some(self.chain.sign_head(&self.signer, chrono::Utc::now()))
+    }
+
+    /// Stamp a record holding a checkpoint body.
+    pub fn stamp_checkpoint(
+        &mut self,
+        document: &mut Map<String, Value>,
+        location: StampLocation,
+    ) -> Stamp {
+        self.chain.stamp_checkpoint(document, location)
     }
 
     /// A signed checkpoint of whatever was stamped since the last one (at shutdown).

@@ -331,3 +331,198 @@ fn leading_positions_count_as_a_gap_only_when_asked() {
     let report = verify::verify(records(window), &[], &VerifyOptions { from_seq: Some(1) });
     assert_eq!(report.chains[0].gaps, vec![(1, 3)]);
 }
+
+/// The driver's path for the SIEM sinks: the sink's own encoder, then `stamp_encoded`, then
+/// checkpoints in the sink's shape; the stored objects read back as each SIEM exports them.
+mod encoded_for_siems {
+    use super::super::encoded::{checkpoint_encoded, stamp_encoded, EncodedShape};
+    use super::super::*;
+    use crate::record::{AuditRecord, EventType, Output};
+    use crate::sinks::{elastic, sentinel, splunk_hec};
+    use chrono::TimeZone;
+    use serde_json::{json, Value};
+    use std::sync::Arc;
+
+    fn evidence(dir: &Path, sink: &str) -> (SinkEvidence, std::path::PathBuf, EvidenceConfig) {
+        let signer = CheckpointSigner::generate();
+        let key = dir.join(format!("{sink}.key"));
+        std::fs::write(&key, signer.secret_hex()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let config = EvidenceConfig {
+            enabled: true,
+            signing_key_file: Some(key.clone()),
+            agent_id: Some("agent-7".into()),
+            checkpoint_every: 3,
+            ..Default::default()
+        };
+        (
+            SinkEvidence::open(&config, dir, sink, JSON_LINES_STAMP).unwrap(),
+            key,
+            config,
+        )
+    }
+
+    fn items() -> Vec<Output> {
+        (0..7)
+            .map(|i| {
+                let mut record = AuditRecord::new(
+                    format!("e{i}"),
+                    chrono::Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, i).unwrap(),
+                    EventType::ApiRequest,
+                    "psn:k1:abc",
+                    "s1",
+                );
+                record.prompt_tokens = Some(100 + u64::from(i));
+                record.ip_address = Some("10.20.30.0".into());
+                record.extra.insert("tool".into(), json!({"name": "x", "n": 1.5}));
+                Output::Event(Arc::new(record))
+            })
+            .collect()
+    }
+
+    fn verify_objects(objects: Vec<Map<String, Value>>, config: &EvidenceConfig) -> ChainReport {
+        let signer = CheckpointSigner::load(config.signing_key_file.as_ref().unwrap()).unwrap();
+        let records = objects
+            .into_iter()
+            .enumerate()
+            .map(|(i, document)| super::ExportedRecord {
+                origin: format!("x:{i}"),
+                document,
+            })
+            .collect();
+        let report = verify::verify(records, &[signer.verifying_key()], &VerifyOptions::default());
+        assert_eq!(report.chains.len(), 1, "{report:?}");
+        report.chains[0].clone()
+    }
+
+    /// Encode, stamp and add due checkpoints; return the encoded bytes per record.
+    fn run(
+        evidence: &mut SinkEvidence,
+        shape: &EncodedShape,
+        encode: impl Fn(&Output, &mut Vec<u8>),
+    ) -> Vec<Vec<u8>> {
+        let mut encoded = Vec::new();
+        for item in items() {
+            let mut bytes = Vec::new();
+            encode(&item, &mut bytes);
+            stamp_encoded(evidence, shape, &mut bytes).unwrap();
+            encoded.push(bytes);
+            if let Some((_, bytes)) = checkpoint_encoded(evidence, shape, false) {
+                encoded.push(bytes);
+            }
+        }
+        if let Some((_, bytes)) = checkpoint_encoded(evidence, shape, true) {
+            encoded.push(bytes);
+        }
+        encoded
+    }
+
+    #[test]
+    fn splunk_hec_envelopes_verify_from_raw() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut evidence, _, config) = evidence(dir.path(), "splunk");
+        let settings = splunk_hec::EnvelopeSettings {
+            host: "gw".into(),
+            source: "aiwarden".into(),
+            index: Some("ai".into()),
+            deployment: "d".into(),
+        };
+        let shape = EncodedShape::HecEnvelope {
+            host: "gw".into(),
+            source: "aiwarden".into(),
+            index: Some("ai".into()),
+        };
+        let encoded = run(&mut evidence, &shape, |item, out| {
+            splunk_hec::encode(item, &settings, false, out).unwrap()
+        });
+        // Splunk keeps `event` verbatim as `_raw`.
+        let stored: Vec<Map<String, Value>> = encoded
+            .iter()
+            .map(|bytes| {
+                let envelope: Value = serde_json::from_slice(bytes).unwrap();
+                let keys: Vec<&String> = envelope.as_object().unwrap().keys().collect();
+                for key in keys {
+                    assert!(
+                        ["time", "host", "source", "sourcetype", "index", "event", "fields"].contains(&key.as_str()),
+                        "HEC allows no other top-level key: {key}"
+                    );
+                }
+                super::object(envelope["event"].clone())
+            })
+            .collect();
+        let report = verify_objects(stored, &config);
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(report.checkpoints_verified, 3);
+        assert_eq!(report.unsigned_tail, 1, "only the final checkpoint itself");
+    }
+
+    #[test]
+    fn elastic_bulk_documents_verify_from_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut evidence, _, config) = evidence(dir.path(), "elastic");
+        let settings = elastic::DocumentSettings {
+            namespace: "default".into(),
+            host: "gw".into(),
+            deployment: "d".into(),
+        };
+        let shape = EncodedShape::BulkPair {
+            index: "logs-aiwarden.events-default".into(),
+        };
+        let encoded = run(&mut evidence, &shape, |item, out| {
+            elastic::encode(item, &settings, false, out).unwrap()
+        });
+        let stored: Vec<Map<String, Value>> = encoded
+            .iter()
+            .map(|bytes| {
+                let text = String::from_utf8(bytes.clone()).unwrap();
+                let mut lines = text.lines();
+                let action: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+                assert!(action["create"]["_id"].is_string());
+                let mut document: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+                document["event"]["ingested"] = json!("2026-11-23T09:00:09Z");
+                super::object(document)
+            })
+            .collect();
+        let report = verify_objects(stored, &config);
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(report.checkpoints_verified, 3);
+    }
+
+    #[test]
+    fn sentinel_rows_verify_from_a_query_export() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut evidence, _, config) = evidence(dir.path(), "sentinel");
+        let shape = EncodedShape::SentinelRow;
+        let encoded = run(&mut evidence, &shape, |item, out| {
+            let Output::Event(record) = item else { panic!() };
+            serde_json::to_writer(out, &sentinel::event_row(record, "d", "gw", false)).unwrap()
+        });
+        // As Log Analytics gives rows back: system columns added, datetimes with 7 digits,
+        // dynamic columns as JSON text.
+        let stored: Vec<Map<String, Value>> = encoded
+            .iter()
+            .map(|bytes| {
+                let mut row: Value = serde_json::from_slice(bytes).unwrap();
+                row["TenantId"] = json!("t");
+                row["Type"] = json!("AIWardenEvents_CL");
+                row["_ItemId"] = json!("i");
+                row["Chain"] = json!(row["Chain"].to_string());
+                if let Some(text) = row["TimeGenerated"].as_str() {
+                    let seven = text.replace('Z', "0000Z");
+                    row["TimeGenerated"] = json!(seven);
+                }
+                if !row["Extra"].is_null() {
+                    row["Extra"] = json!(row["Extra"].to_string());
+                }
+                super::object(row)
+            })
+            .collect();
+        let report = verify_objects(stored, &config);
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(report.checkpoints_verified, 3);
+    }
+}

@@ -176,21 +176,27 @@ fn strip_elastic_additions(document: &mut Map<String, Value>) {
     }
 }
 
+/// The checkpoint body of a checkpoint record: `record_type`/`checkpoint` at the top (JSON lines,
+/// Splunk), under `aiwarden` (Elastic), or `RecordType`/`Checkpoint` (Sentinel columns).
 fn checkpoint_body(document: &Map<String, Value>) -> Option<CheckpointBody> {
-    let is_checkpoint = document.iter().any(|(key, value)| {
-        key.eq_ignore_ascii_case("record_type") && value.as_str() == Some(CHECKPOINT_RECORD_TYPE)
-    });
-    if !is_checkpoint {
-        return None;
+    let scopes = [
+        Some(document),
+        document.get("aiwarden").and_then(Value::as_object),
+    ];
+    for scope in scopes.into_iter().flatten() {
+        let field = |names: [&str; 2]| names.iter().find_map(|name| scope.get(*name));
+        let is_checkpoint = field(["record_type", "RecordType"])
+            .and_then(Value::as_str)
+            .is_some_and(|kind| kind == CHECKPOINT_RECORD_TYPE);
+        if !is_checkpoint {
+            continue;
+        }
+        return match field(["checkpoint", "Checkpoint"])? {
+            Value::String(text) => serde_json::from_str(text).ok(),
+            other => serde_json::from_value(other.clone()).ok(),
+        };
     }
-    let body = document
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case("checkpoint"))
-        .map(|(_, value)| value)?;
-    match body {
-        Value::String(text) => serde_json::from_str(text).ok(),
-        other => serde_json::from_value(other.clone()).ok(),
-    }
+    None
 }
 
 fn verify_chain(

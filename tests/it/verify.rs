@@ -169,7 +169,10 @@ fn a_chain_across_a_restart_verifies_with_duplicates_in_any_order() {
     write(&path, &resent);
     let (code, report) = verify(&agent, &path, &[]);
     assert_eq!(code, 0, "{report}");
-    assert!(report.contains("duplicates (accepted)     15\n"), "{report}");
+    assert!(
+        report.contains("duplicates (accepted)     15\n"),
+        "{report}"
+    );
 }
 
 #[test]
