@@ -378,7 +378,9 @@ mod encoded_for_siems {
                 );
                 record.prompt_tokens = Some(100 + u64::from(i));
                 record.ip_address = Some("10.20.30.0".into());
-                record.extra.insert("tool".into(), json!({"name": "x", "n": 1.5}));
+                record
+                    .extra
+                    .insert("tool".into(), json!({"name": "x", "n": 1.5}));
                 Output::Event(Arc::new(record))
             })
             .collect()
@@ -394,7 +396,11 @@ mod encoded_for_siems {
                 document,
             })
             .collect();
-        let report = verify::verify(records, &[signer.verifying_key()], &VerifyOptions::default());
+        let report = verify::verify(
+            records,
+            &[signer.verifying_key()],
+            &VerifyOptions::default(),
+        );
         assert_eq!(report.chains.len(), 1, "{report:?}");
         report.chains[0].clone()
     }
@@ -447,7 +453,16 @@ mod encoded_for_siems {
                 let keys: Vec<&String> = envelope.as_object().unwrap().keys().collect();
                 for key in keys {
                     assert!(
-                        ["time", "host", "source", "sourcetype", "index", "event", "fields"].contains(&key.as_str()),
+                        [
+                            "time",
+                            "host",
+                            "source",
+                            "sourcetype",
+                            "index",
+                            "event",
+                            "fields"
+                        ]
+                        .contains(&key.as_str()),
                         "HEC allows no other top-level key: {key}"
                     );
                 }
@@ -498,7 +513,9 @@ mod encoded_for_siems {
         let (mut evidence, _, config) = evidence(dir.path(), "sentinel");
         let shape = EncodedShape::SentinelRow;
         let encoded = run(&mut evidence, &shape, |item, out| {
-            let Output::Event(record) = item else { panic!() };
+            let Output::Event(record) = item else {
+                panic!()
+            };
             serde_json::to_writer(out, &sentinel::event_row(record, "d", "gw", false)).unwrap()
         });
         // As Log Analytics gives rows back: system columns added, datetimes with 7 digits,

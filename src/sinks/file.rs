@@ -324,6 +324,7 @@ impl LineWriter {
         context: &SinkContext,
     ) -> bool {
         let mut backoff = Duration::from_millis(100);
+        let mut after_failure = false;
         loop {
             let attempt = (|| {
                 if writer.is_none() {
@@ -332,6 +333,10 @@ impl LineWriter {
                 let Some(w) = writer.as_mut() else {
                     return Err(std::io::Error::other("no writer"));
                 };
+                if after_failure {
+                    // End a half-written line so the first record of the retry stays whole.
+                    w.write_all(b"\n")?;
+                }
                 w.write_all(bytes)?;
                 w.flush()?;
                 if self.fsync {
@@ -349,6 +354,7 @@ impl LineWriter {
                     tracing::warn!(sink = %context.name, %error, retry_in_ms = backoff.as_millis() as u64, "Write failed; retrying.");
                     // A partial write may have left half a line: start on a fresh handle.
                     *writer = None;
+                    after_failure = true;
                     if context.abort.is_cancelled() {
                         return false;
                     }
@@ -357,5 +363,145 @@ impl LineWriter {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The retry path with evidence on: a write that fails half-way is repeated with the same
+    //! stamps, so the chain verifies with the torn line reported as unreadable.
+
+    use super::*;
+    use crate::evidence::export::read_json;
+    use crate::evidence::verify::verify;
+    use crate::evidence::{CheckpointSigner, EvidenceConfig, VerifyOptions};
+    use crate::pipeline::ack::batch_ack;
+    use crate::record::{AuditRecord, EventType};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    #[derive(Clone)]
+    struct Flaky {
+        written: Arc<Mutex<Vec<u8>>>,
+        fail_once: Arc<AtomicBool>,
+    }
+
+    impl Write for Flaky {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.fail_once.swap(false, Ordering::SeqCst) {
+                // Torn inside the first line.
+                let torn = buf.len().min(10);
+                self.written.lock().unwrap().extend_from_slice(&buf[..torn]);
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.written.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl SyncWrite for Flaky {
+        fn sync(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_retried_write_repeats_the_same_stamps() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = CheckpointSigner::generate();
+        let key = dir.path().join("cp.key");
+        std::fs::write(&key, signer.secret_hex()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let context = SinkContext {
+            name: Arc::from("local"),
+            metrics: Arc::new(crate::telemetry::Metrics::new()),
+            abort: tokio_util::sync::CancellationToken::new(),
+            state_dir: dir.path().to_path_buf(),
+            agent: crate::record::AgentInfo::local(Some("h")),
+            deployment: Arc::from("d"),
+        };
+        let outbound = Outbound {
+            privacy: PrivacyConfig::default(),
+            evidence: EvidenceConfig {
+                enabled: true,
+                signing_key_file: Some(key),
+                ..Default::default()
+            },
+        };
+        let (transform, evidence) = Outbound::open(Some(&outbound), &context).unwrap();
+        let writer = LineWriter {
+            routing: Routing {
+                records: RecordKinds::Events,
+                min_severity: Severity::Low,
+                forward_content: false,
+            },
+            text: false,
+            fsync: false,
+            transform,
+            privacy: SinkPrivacy::default(),
+            evidence,
+        };
+        let flaky = Flaky {
+            written: Arc::new(Mutex::new(Vec::new())),
+            fail_once: Arc::new(AtomicBool::new(true)),
+        };
+        let reopened = flaky.clone();
+        let (sender, receiver) = mpsc::channel(2);
+        let task = writer.spawn(
+            Some(flaky.clone()),
+            move || Ok(reopened.clone()),
+            context,
+            receiver,
+        );
+        let handle = tokio::spawn(task);
+        let items: Vec<Output> = (0..5)
+            .map(|i| {
+                let time = chrono::DateTime::from_timestamp(1_795_400_000 + i, 0).unwrap();
+                Output::Event(Arc::new(AuditRecord::new(
+                    format!("e{i}"),
+                    time,
+                    EventType::ApiRequest,
+                    "u",
+                    "s",
+                )))
+            })
+            .collect();
+        let (ack, status) = batch_ack();
+        sender
+            .send(SinkBatch {
+                items: Arc::new(items),
+                ack,
+                read_at: std::time::Instant::now(),
+            })
+            .await
+            .unwrap();
+        drop(sender);
+        handle.await.unwrap().unwrap();
+        let mut status = status;
+        assert!(matches!(
+            status.try_status(),
+            Some(crate::pipeline::ack::BatchStatus::Delivered)
+        ));
+        let text = String::from_utf8(flaky.written.lock().unwrap().clone()).unwrap();
+        let read = read_json(&text, "out");
+        assert_eq!(read.unreadable.len(), 1, "the torn line: {text}");
+        let report = verify(
+            read.records,
+            &[signer.verifying_key()],
+            &VerifyOptions { from_seq: Some(1) },
+        );
+        let chain = &report.chains[0];
+        assert!(chain.is_clean(), "{chain:?}");
+        // Five events and the final checkpoint; the torn copies of the first ones are the
+        // duplicates of nothing (unreadable), the retried copies are whole.
+        assert_eq!((chain.verified, chain.checkpoints_verified), (6, 1));
+        assert_eq!(chain.proven, 5);
     }
 }
