@@ -25,6 +25,7 @@ FILES
   /var/lib/aiwarden/checkpoints/     how far each file has been read (committed after delivery)
   /var/lib/aiwarden/dead_letter.jsonl        input that could not be used, with the reason
   /var/lib/aiwarden/dead_letter/<sink>.jsonl records a SIEM rejected, with its reason
+  /var/lib/aiwarden/evidence/        each sink's chain head and the agent id ([evidence])
 
 ENVIRONMENT
   AIWARDEN_CONFIG                    the configuration file (instead of --config)
@@ -43,13 +44,15 @@ ENDPOINTS (loopback, [telemetry] listen, default 127.0.0.1:9598)
 
 EXIT CODES
   0  success    1  runtime failure (or a sink unreachable with --connect)
-  2  configuration or usage error    3  status: a sink is failing
+  2  configuration or usage error    3  status: a sink is failing; verify: intact but unsigned
 
 EXAMPLES
   aiwarden demo
   aiwarden check-config --config /etc/aiwarden/aiwarden.toml --connect
   zcat audit-2026-11.jsonl.gz | aiwarden run --config pipe.toml   (with a [sources.x] type = \"stdin\")
   aiwarden status
+  aiwarden verify export.json --public-key /etc/aiwarden/checkpoint.key.pub
+  aiwarden pseudonym lookup jdoe@acme.example
 ";
 
 /// The default configuration file of a packaged install.

@@ -118,3 +118,133 @@ fn extra_patterns_redact_with_their_own_type() {
     }])
     .is_err());
 }
+
+mod through_the_agent {
+    //! The real binary: detection on real identities, sinks writing pseudonyms.
+
+    use crate::util::{binary, read_json_lines, record, AgentDir};
+    use serde_json::json;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    const CONFIG: &str = r#"
+[agent]
+state_dir = "{dir}/state"
+[sources.in]
+type = "stdin"
+[sinks.siem]
+type = "file"
+path = "{dir}/siem.jsonl"
+records = "both"
+[sinks.hr]
+type = "file"
+path = "{dir}/hr.jsonl"
+records = "alerts"
+real_identity = true
+[privacy]
+pseudonymise = true
+key_file = "{dir}/pseudonym.keys"
+pseudonymise_fields = ["resource_owner"]
+"#;
+
+    fn run(agent: &AgentDir, lines: &[serde_json::Value]) -> std::process::Output {
+        let mut child = Command::new(binary())
+            .args(["run", "--config"])
+            .arg(agent.path("aiwarden.toml"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            let mut stdin = child.stdin.take().unwrap();
+            for line in lines {
+                writeln!(stdin, "{line}").unwrap();
+            }
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    #[test]
+    fn detection_sees_real_identities_and_sinks_get_pseudonyms() {
+        let agent = AgentDir::new();
+        let keys = agent.path("pseudonym.keys");
+        let made = Command::new(binary())
+            .args(["keygen", "pseudonym", "--id", "2026-11", "--key-file"])
+            .arg(&keys)
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{made:?}");
+        agent.write_config(CONFIG);
+        // alice reads bob's mailbox: cross-user-access compares the real ids.
+        let lines = vec![record(
+            "e-1",
+            "2026-11-23T10:00:00Z",
+            "alice@acme.example",
+            "s-1",
+            json!({"resource_owner": "bob@acme.example", "ip_address": "2001:db8:abcd:12::7"}),
+        )];
+        let output = run(&agent, &lines);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !log.contains("acme.example"),
+            "identities in the log: {log}"
+        );
+
+        let siem = std::fs::read_to_string(agent.path("siem.jsonl")).unwrap();
+        assert!(!siem.contains("acme.example"), "{siem}");
+        let records = read_json_lines(&agent.path("siem.jsonl"));
+        let alert = records
+            .iter()
+            .find(|r| r["rule_id"] == "cross-user-access")
+            .expect("detection ran on the real identities");
+        let event = records.iter().find(|r| r["event_id"] == "e-1").unwrap();
+        assert_eq!(alert["user_id"], event["user_id"]);
+        assert!(alert["user_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("psn:2026-11:"));
+        assert!(alert.get("real_user_id").is_none());
+        assert_eq!(event["ip_address"], "2001:db8:abcd::");
+        assert!(event["resource_owner"]
+            .as_str()
+            .unwrap()
+            .starts_with("psn:2026-11:"));
+
+        let hr = read_json_lines(&agent.path("hr.jsonl"));
+        assert_eq!(hr[0]["real_user_id"], "alice@acme.example");
+        assert_eq!(hr[0]["user_id"], alert["user_id"]);
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_stops_the_start_and_a_missing_key_is_a_config_error() {
+        let agent = AgentDir::new();
+        agent.write_config(CONFIG);
+        let keys = agent.path("pseudonym.keys");
+        std::fs::write(&keys, format!("k1 {}\n", "ab".repeat(32))).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let output = run(&agent, &[]);
+            assert!(!output.status.success());
+            let log = String::from_utf8_lossy(&output.stderr);
+            assert!(log.contains("chmod 600"), "{log}");
+            assert!(!log.contains("abab"), "key material in the log: {log}");
+        }
+        let config = CONFIG.replace("key_file = \"{dir}/pseudonym.keys\"\n", "");
+        agent.write_config(&config);
+        let output = Command::new(binary())
+            .args(["check-config", "--config"])
+            .arg(agent.path("aiwarden.toml"))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("privacy.key_file"));
+    }
+}
