@@ -137,11 +137,7 @@ fn render_chain(chain: &ChainReport, out: &mut String) {
                 .map(|(seq, origin)| format!("{seq} ({origin})")),
         ),
     );
-    line(
-        out,
-        "forks (two records, one seq)",
-        list(chain.conflicts.iter()),
-    );
+    line(out, "forks (same seq)", list(chain.conflicts.iter()));
     line(out, "broken links", list(chain.broken_links.iter()));
     line(
         out,
