@@ -170,6 +170,11 @@ impl CheckpointClock {
                 || now.duration_since(self.last) >= self.policy.every)
     }
 
+    /// The configured time between checkpoints.
+    pub fn interval(&self) -> Duration {
+        self.policy.every
+    }
+
     /// Note that a checkpoint was just made.
     pub fn reset(&mut self, now: Instant) {
         self.last = now;

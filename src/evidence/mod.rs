@@ -200,6 +200,11 @@ impl SinkEvidence {
         })
     }
 
+    /// The longest time between checkpoints while records keep coming.
+    pub fn checkpoint_interval(&self) -> Duration {
+        self.clock.interval()
+    }
+
     /// The chain (to recover it or read its head).
     pub fn chain_mut(&mut self) -> &mut Chain {
         &mut self.chain

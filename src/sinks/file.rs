@@ -7,7 +7,7 @@
 //! Each item goes through the privacy transform (`[privacy]`, this sink's `forward_content` and
 //! `real_identity`) before it is written. With `[evidence] enabled`, every JSON line is stamped
 //! into this sink's hash chain as it is encoded, a signed checkpoint follows every N records or
-//! T seconds (checked as records arrive) and at the end, and the chain head is persisted after
+//! T seconds (also in a quiet stream) and at the end, and the chain head is persisted after
 //! each batch is written. The bytes of a batch are encoded once, so a retried write repeats the
 //! same stamps. At start the `file` sink continues the chain after the newest stamped line in its
 //! file, so a crash between writing a batch and persisting the head reuses no `seq`.
@@ -235,10 +235,40 @@ impl LineWriter {
         F: FnMut() -> std::io::Result<W> + Send + 'static,
     {
         Box::pin(async move {
+            let runtime = tokio::runtime::Handle::current();
             let handle = tokio::task::spawn_blocking(move || {
                 let mut writer = first;
                 let mut buffer = Vec::with_capacity(64 * 1024);
-                while let Some(batch) = batches.blocking_recv() {
+                loop {
+                    // With evidence on, wake up when a time-based checkpoint may be due, so a
+                    // quiet stream's last records are signed without waiting for the next one.
+                    let interval = self
+                        .evidence
+                        .as_ref()
+                        .map(SinkEvidence::checkpoint_interval);
+                    let next = match interval {
+                        Some(interval) => {
+                            runtime.block_on(tokio::time::timeout(interval, batches.recv()))
+                        }
+                        None => Ok(batches.blocking_recv()),
+                    };
+                    let batch = match next {
+                        Ok(Some(batch)) => batch,
+                        Ok(None) => break,
+                        Err(_quiet) => {
+                            let due = self.evidence.as_mut().and_then(|e| e.checkpoint_if_due());
+                            if let Some(checkpoint) = due {
+                                buffer.clear();
+                                push_json_line(&checkpoint, &mut buffer);
+                                if !self.write_with_retry(&mut writer, &mut open, &buffer, &context)
+                                {
+                                    return;
+                                }
+                                self.persist_chain(&context);
+                            }
+                            continue;
+                        }
+                    };
                     buffer.clear();
                     let mut count = 0u64;
                     let routing = self.routing;

@@ -280,3 +280,47 @@ fn splunk_and_elastic_exports_of_the_output_verify() {
     assert_eq!(code, 0, "{report}");
     assert!(report.contains("records verified"), "{report}");
 }
+
+#[test]
+fn a_quiet_stream_is_signed_after_checkpoint_interval_without_a_stop() {
+    let agent = AgentDir::new();
+    let key = agent.path("checkpoint.key");
+    assert!(
+        aiwarden(&["keygen", "checkpoint", "--key-file", key.to_str().unwrap()])
+            .status
+            .success()
+    );
+    std::fs::create_dir(agent.path("in")).unwrap();
+    crate::util::write_lines(&agent.path("in/audit.jsonl"), &events(0, 3));
+    agent.write_config(
+        r#"
+[agent]
+state_dir = "{dir}/state"
+[sources.audit]
+type = "file"
+include = ["{dir}/in/*.jsonl"]
+[sinks.out]
+type = "file"
+path = "{dir}/out.jsonl"
+records = "events"
+[evidence]
+enabled = true
+signing_key_file = "{dir}/checkpoint.key"
+checkpoint_interval = "1s"
+"#,
+    );
+    let mut child = agent.spawn();
+    crate::util::wait_until(
+        std::time::Duration::from_secs(20),
+        "a checkpoint while the agent idles",
+        || {
+            read_json_lines(&agent.path("out.jsonl"))
+                .iter()
+                .any(|l| l["record_type"] == "aiwarden_checkpoint")
+        },
+    );
+    let (code, report) = verify(&agent, &agent.path("out.jsonl"), &["--from-seq", "1"]);
+    crate::util::terminate(&mut child, std::time::Duration::from_secs(20));
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("proven by a checkpoint    3\n"), "{report}");
+}
