@@ -89,8 +89,11 @@ impl PseudonymKey {
     }
 
     /// The pseudonym of `value` under this key.
+    ///
+    /// # Panics
+    ///
+    /// Never in practice: HMAC accepts keys of any length, so building it cannot fail.
     pub fn pseudonym(&self, value: &str) -> String {
-        // HMAC accepts keys of any length, so this cannot fail.
         let mut mac = match Hmac::<Sha256>::new_from_slice(&self.bytes) {
             Ok(mac) => mac,
             Err(_) => unreachable!("HMAC takes a key of any length"),
@@ -169,9 +172,15 @@ impl PseudonymKeys {
     }
 
     /// The key new pseudonyms are made with.
+    ///
+    /// # Panics
+    ///
+    /// Never: every constructor refuses an empty key list.
     pub fn active(&self) -> &PseudonymKey {
-        // `from_keys` refuses an empty list.
-        &self.keys[self.keys.len() - 1]
+        match self.keys.last() {
+            Some(key) => key,
+            None => unreachable!("PseudonymKeys is never empty"),
+        }
     }
 
     /// Every key, oldest first.
