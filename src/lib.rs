@@ -14,6 +14,8 @@
 //! - [`record`]: the wire types every module speaks (a leaf).
 //! - [`dead_letter`]: where input that cannot be used goes, with the reason.
 //! - [`telemetry`]: logging and counters.
+//! - [`evidence`]: the per-sink hash chain, signed checkpoints, and verification of SIEM exports.
+//! - [`privacy`]: pseudonyms, IP masking and content redaction on the way to each sink.
 //! - [`cli`]: the commands of the `aiwarden` binary.
 //!
 //! Library modules return typed errors (`thiserror`); only [`cli`] uses `anyhow`.
@@ -26,8 +28,10 @@ pub mod dead_letter;
 pub mod decode;
 pub mod detect;
 pub mod enrich;
+pub mod evidence;
 pub mod pipeline;
 pub mod queue;
+pub mod privacy;
 pub mod record;
 pub mod sinks;
 pub mod sources;

@@ -4,10 +4,13 @@
 
 mod connectors;
 mod demo;
+mod keygen;
+mod pseudonym;
 mod replay;
 mod rules;
 mod run;
 mod status;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -23,6 +26,7 @@ FILES
   /var/lib/aiwarden/checkpoints/     how far each file has been read (committed after delivery)
   /var/lib/aiwarden/dead_letter.jsonl        input that could not be used, with the reason
   /var/lib/aiwarden/dead_letter/<sink>.jsonl records a SIEM rejected, with its reason
+  /var/lib/aiwarden/evidence/        each sink's chain head and the agent id ([evidence])
 
 ENVIRONMENT
   AIWARDEN_CONFIG                    the configuration file (instead of --config)
@@ -41,13 +45,15 @@ ENDPOINTS (loopback, [telemetry] listen, default 127.0.0.1:9598)
 
 EXIT CODES
   0  success    1  runtime failure (or a sink unreachable with --connect)
-  2  configuration or usage error    3  status: a sink is failing
+  2  configuration or usage error    3  status: a sink is failing; verify: intact but unsigned
 
 EXAMPLES
   aiwarden demo
   aiwarden check-config --config /etc/aiwarden/aiwarden.toml --connect
   zcat audit-2026-11.jsonl.gz | aiwarden run --config pipe.toml   (with a [sources.x] type = \"stdin\")
   aiwarden status
+  aiwarden verify export.json --public-key /etc/aiwarden/checkpoint.key.pub
+  aiwarden pseudonym lookup jdoe@acme.example
 ";
 
 /// The default configuration file of a packaged install.
@@ -150,6 +156,39 @@ pub enum Command {
         /// `--seed-state /var/lib/aiwarden` before a first start (with the agent stopped).
         #[arg(long, value_name = "DIR")]
         seed_state: Option<PathBuf>,
+    },
+    /// Prove that records exported from a SIEM are complete and unaltered: reads NDJSON/JSON
+    /// (Splunk export, Elastic `_search`, Sentinel query results) or CSV, in any order and with
+    /// duplicates, and reports verified records, duplicates, gaps, altered records, broken links
+    /// and checkpoints verified or forged. Exits 0 when complete, intact and signed; 1 when
+    /// something is missing, altered or forged; 2 on usage errors; 3 when intact but not signed.
+    Verify {
+        /// The exported files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// An agent's checkpoint public key file (`aiwarden keygen checkpoint` wrote it as
+        /// `<key>.pub`). Repeatable, e.g. one per agent or across a key change.
+        #[arg(long = "public-key", value_name = "FILE", required = true)]
+        public_keys: Vec<PathBuf>,
+        /// Demand every seq from this one (e.g. 1 for a whole chain); by default the export
+        /// may start anywhere.
+        #[arg(long, value_name = "SEQ")]
+        from_seq: Option<u64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pseudonyms: find a named person's records in the SIEM.
+    Pseudonym {
+        /// What to do.
+        #[command(subcommand)]
+        command: pseudonym::PseudonymCommand,
+    },
+    /// Create the secret keys of pseudonymisation and of evidence checkpoints.
+    Keygen {
+        /// Which key.
+        #[command(subcommand)]
+        command: keygen::KeygenCommand,
     },
 }
 
@@ -319,6 +358,19 @@ pub fn main() -> ExitCode {
             alerts_out,
             seed_state,
         }),
+        Command::Verify {
+            files,
+            public_keys,
+            from_seq,
+            json,
+        } => verify::verify(verify::VerifyArgs {
+            files,
+            public_keys,
+            from_seq,
+            json,
+        }),
+        Command::Pseudonym { command } => pseudonym::run(command),
+        Command::Keygen { command } => keygen::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

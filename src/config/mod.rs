@@ -46,6 +46,12 @@ pub struct Config {
     /// Named sinks: `[sinks.<name>]` with a `type`. With none, alerts go to standard output.
     #[serde(default)]
     pub sinks: BTreeMap<String, SinkConfig>,
+    /// Pseudonyms, IP masking and content redaction on the way out.
+    #[serde(default)]
+    pub privacy: crate::privacy::PrivacyConfig,
+    /// The tamper-evident hash chain and signed checkpoints.
+    #[serde(default)]
+    pub evidence: crate::evidence::EvidenceConfig,
 }
 
 /// Agent-wide settings: `[agent]`.
@@ -359,16 +365,36 @@ impl Config {
             sink.validate()
                 .map_err(|(key, reason)| (format!("sinks.{name}.{key}"), reason))?;
         }
+        self.privacy
+            .validate()
+            .map_err(|(key, reason)| (format!("privacy.{key}"), reason))?;
+        self.evidence
+            .validate()
+            .map_err(|(key, reason)| (format!("evidence.{key}"), reason))?;
         Ok(())
     }
 
     /// The sinks to run: the configured ones, or alerts to standard output when there are none.
     pub fn effective_sinks(&self) -> BTreeMap<String, SinkConfig> {
-        if self.sinks.is_empty() {
+        let mut sinks = if self.sinks.is_empty() {
             BTreeMap::from([("stdout".to_string(), SinkConfig::default_stdout())])
         } else {
             self.sinks.clone()
+        };
+        // The local sinks apply `[privacy]` and `[evidence]` themselves; the network sinks get
+        // them through the delivery driver.
+        let outbound = crate::sinks::file::Outbound {
+            privacy: self.privacy.clone(),
+            evidence: self.evidence.clone(),
+        };
+        for sink in sinks.values_mut() {
+            match sink {
+                SinkConfig::Stdout(config) => config.outbound = Some(outbound.clone()),
+                SinkConfig::File(config) => config.outbound = Some(outbound.clone()),
+                _ => {}
+            }
         }
+        sinks
     }
 
     /// The dead-letter file.

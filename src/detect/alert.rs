@@ -63,6 +63,7 @@ pub(crate) fn build(
             session_id: non_empty(&record.session_id),
             department: record.department.clone(),
             application_id: non_empty(&record.application_id),
+            real_user_id: None,
         },
         observed: finding.observed,
         baseline: finding.baseline,

@@ -53,6 +53,7 @@ fn cap_alert(rule: &Rule, record: &AuditRecord, settings: &EngineSettings) -> Al
             session_id: Some(record.session_id.clone()),
             department: record.department.clone(),
             application_id: Some(record.application_id.clone()).filter(|a| !a.is_empty()),
+            real_user_id: None,
         },
         observed: cap as f64,
         baseline: None,

@@ -72,6 +72,10 @@ pub struct AlertEntity {
     /// The application, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_id: Option<String>,
+    /// The real user behind a pseudonymised `user_id`: set only on the way to a sink allowed to
+    /// receive real identities (`real_identity = true`), never by detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_user_id: Option<String>,
 }
 
 /// A bounded sample of the events behind an alert.

@@ -24,6 +24,13 @@ pub struct StdoutSinkConfig {
     /// `json` (one object per line) or `text` (one readable line per record).
     #[serde(default)]
     pub encoding: StdoutEncoding,
+    /// Send the real user next to the pseudonym (`real_user_id`) when `[privacy] pseudonymise`
+    /// is on.
+    #[serde(default)]
+    pub real_identity: bool,
+    /// `[privacy]` and `[evidence]`, handed over by the configuration (not a sink key).
+    #[serde(skip)]
+    pub outbound: Option<super::file::Outbound>,
 }
 
 impl Default for StdoutSinkConfig {
@@ -33,6 +40,8 @@ impl Default for StdoutSinkConfig {
             min_severity: default_min_severity(),
             forward_content: false,
             encoding: StdoutEncoding::Json,
+            real_identity: false,
+            outbound: None,
         }
     }
 }
@@ -57,6 +66,14 @@ impl StdoutSinkConfig {
             forward_content: self.forward_content,
         }
     }
+
+    /// What the sink may receive.
+    pub fn privacy(&self) -> crate::privacy::SinkPrivacy {
+        crate::privacy::SinkPrivacy {
+            forward_content: self.forward_content,
+            real_identity: self.real_identity,
+        }
+    }
 }
 
 /// Start the sink.
@@ -65,10 +82,16 @@ pub fn build(
     context: SinkContext,
     batches: mpsc::Receiver<SinkBatch>,
 ) -> Result<SinkTask, SinkError> {
+    let text = config.encoding == StdoutEncoding::Text;
+    let (transform, evidence) = super::file::Outbound::open(config.outbound.as_ref(), &context)?;
     let writer = LineWriter {
         routing: config.routing(),
-        text: config.encoding == StdoutEncoding::Text,
+        text,
         fsync: false,
+        transform,
+        privacy: config.privacy(),
+        // Readable text is for people, not evidence.
+        evidence: evidence.filter(|_| !text),
     };
     Ok(writer.spawn(
         Some(std::io::stdout()),

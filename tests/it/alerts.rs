@@ -40,6 +40,8 @@ fn run_pipeline_with(
                 min_severity: aiwarden::record::Severity::Low,
                 forward_content: false,
                 fsync: false,
+                real_identity: false,
+                outbound: None,
             }),
         );
     }

@@ -44,6 +44,7 @@ fn full_alert() -> Alert {
             session_id: Some("s-1".into()),
             department: Some("legal".into()),
             application_id: Some("contract-review".into()),
+            real_user_id: None,
         },
         observed: 97_139.5,
         baseline: Some(29_943.1),

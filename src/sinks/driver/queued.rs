@@ -331,6 +331,7 @@ impl<S: Service> Shared<S> {
                 session_id: None,
                 department: None,
                 application_id: None,
+                real_user_id: None,
             },
             observed: self.settings.queue.max_bytes as f64,
             baseline: None,

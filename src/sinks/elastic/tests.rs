@@ -37,6 +37,7 @@ fn alert() -> Alert {
             session_id: Some("s-19".into()),
             department: Some("legal".into()),
             application_id: Some("contract-review".into()),
+            real_user_id: None,
         },
         observed: 57.0,
         baseline: None,

@@ -42,6 +42,7 @@ fn alert() -> Alert {
             session_id: Some("s-19".into()),
             department: Some("engineering".into()),
             application_id: Some("code-assistant".into()),
+            real_user_id: None,
         },
         observed: 55.0,
         baseline: None,
