@@ -178,6 +178,24 @@ pub fn checkpoint_encoded(
     Some((stamp, out))
 }
 
+/// The stamp an encoded record of `shape` carries, if any (to resume a chain from the newest
+/// record of a sink's queue after a crash).
+pub fn stamp_of_encoded(shape: &EncodedShape, bytes: &[u8]) -> Option<Stamp> {
+    let text = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let mut stored = match shape {
+        EncodedShape::JsonLine | EncodedShape::SentinelRow => parse_object(text).ok()?,
+        EncodedShape::HecEnvelope { .. } => match parse_object(text).ok()?.remove("event")? {
+            Value::Object(event) => event,
+            _ => return None,
+        },
+        EncodedShape::BulkPair { .. } => {
+            let split = text.iter().position(|b| *b == b'\n')?;
+            parse_object(&text[split + 1..]).ok()?
+        }
+    };
+    Stamp::from_value(&shape.location().take(&mut stored)?)
+}
+
 fn object(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,

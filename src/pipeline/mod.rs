@@ -223,6 +223,10 @@ impl Pipeline {
                 agent: AgentInfo::local(config.agent.hostname.as_deref()),
                 deployment: Arc::from(config.agent.deployment_tag.as_str()),
                 alerts: Some(own_alert_sender.clone()),
+                outbound: Some(crate::sinks::file::Outbound {
+                    privacy: config.privacy.clone(),
+                    evidence: config.evidence.clone(),
+                }),
             };
             let task = sink
                 .build(context, receiver)

@@ -112,6 +112,8 @@ pub struct Opened {
     pub reader: Reader,
     /// Bytes cut from the end of the last segment (an unfinished write before a crash).
     pub torn: Option<Damaged>,
+    /// The newest intact record on disk, delivered or not (a chain resumes after it).
+    pub newest: Option<super::frame::QueuedRecord>,
 }
 
 fn segment_path(dir: &Path, first_index: u64) -> PathBuf {
@@ -147,12 +149,16 @@ impl DiskQueue {
             ..State::default()
         };
         let mut torn = None;
+        let mut newest = None;
         let count = firsts.len();
         for (position, first_index) in firsts.into_iter().enumerate() {
             let path = segment_path(dir, first_index);
             let bytes = std::fs::read(&path)
                 .map_err(|error| QueueError::new("cannot read a queue segment", &path, error))?;
-            let scan = scan(&bytes);
+            let mut scan = scan(&bytes);
+            if scan.last.is_some() {
+                newest = scan.last.take();
+            }
             let mut length = bytes.len() as u64;
             if position + 1 == count && scan.intact_end < bytes.len() {
                 // The last segment ends in bytes no later frame vouches for: a write the
@@ -224,6 +230,7 @@ impl DiskQueue {
             reader: Reader::new(Arc::clone(&queue), first_segment, committed),
             queue,
             torn,
+            newest,
         })
     }
 
@@ -402,16 +409,20 @@ struct Scan {
     records: Vec<(u64, i64)>,
     /// Where the last intact frame ends.
     intact_end: usize,
+    /// The last intact record.
+    last: Option<super::frame::QueuedRecord>,
 }
 
 fn scan(bytes: &[u8]) -> Scan {
     let mut records = Vec::new();
     let mut at = 0;
     let mut intact_end = 0;
+    let mut last = None;
     while at < bytes.len() {
         match frame::parse(&bytes[at..]) {
             Parsed::Frame { record, len } => {
                 records.push((record.index, record.queued_at_ms));
+                last = Some(record);
                 at += len;
                 intact_end = at;
             }
@@ -424,6 +435,7 @@ fn scan(bytes: &[u8]) -> Scan {
     Scan {
         records,
         intact_end,
+        last,
     }
 }
 

@@ -457,6 +457,7 @@ mod tests {
             agent: crate::record::AgentInfo::local(Some("h")),
             deployment: Arc::from("d"),
             alerts: None,
+            outbound: None,
         };
         let outbound = Outbound {
             privacy: PrivacyConfig::default(),

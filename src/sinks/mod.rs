@@ -103,6 +103,8 @@ pub struct SinkContext {
     /// Where a sink hands alerts about itself (a full queue dropping records) to the pipeline,
     /// which sends them to every sink.
     pub alerts: Option<mpsc::Sender<crate::record::Alert>>,
+    /// `[privacy]` and `[evidence]`, applied by the network sinks' driver on intake.
+    pub outbound: Option<file::Outbound>,
 }
 
 impl SinkContext {

@@ -324,3 +324,91 @@ checkpoint_interval = "1s"
     assert_eq!(code, 0, "{report}");
     assert!(report.contains("proven by a checkpoint    3\n"), "{report}");
 }
+
+/// The network sinks stamp on intake, before the durable queue: an agent run twice into the
+/// strict HEC mock, with `[privacy]` and `[evidence]` on, gives an export that verifies.
+#[test]
+fn a_splunk_hec_sink_sends_pseudonymised_stamped_records_that_verify() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mock = runtime.block_on(crate::mock::splunk_hec::HecMock::start("t0k3n", false, 0));
+    let agent = AgentDir::new();
+    let key = agent.path("checkpoint.key");
+    assert!(
+        aiwarden(&["keygen", "checkpoint", "--key-file", key.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let keys = agent.path("pseudonym.keys");
+    assert!(aiwarden(&[
+        "keygen",
+        "pseudonym",
+        "--key-file",
+        keys.to_str().unwrap(),
+        "--id",
+        "k1"
+    ])
+    .status
+    .success());
+    agent.write_config(&format!(
+        r#"
+[agent]
+state_dir = "{{dir}}/state"
+[sources.in]
+type = "stdin"
+[sinks.splunk]
+type = "splunk_hec"
+endpoint = "{endpoint}"
+token = "t0k3n"
+records = "both"
+[sinks.splunk.batch]
+timeout = "50ms"
+[privacy]
+pseudonymise = true
+key_file = "{{dir}}/pseudonym.keys"
+[evidence]
+enabled = true
+signing_key_file = "{{dir}}/checkpoint.key"
+checkpoint_every = 40
+"#,
+        endpoint = mock.endpoint()
+    ));
+    run_agent(&agent, &events(0, 120));
+    run_agent(&agent, &events(120, 200));
+
+    let accepted = mock.accepted();
+    let text = serde_json::to_string(&accepted).unwrap();
+    assert!(
+        !text.contains("acme.example"),
+        "a real identity left the host"
+    );
+    assert!(
+        !text.contains("10.20.30.40"),
+        "an unmasked address left the host"
+    );
+    let stored: Vec<Value> = accepted
+        .iter()
+        .map(|envelope| envelope["event"].clone())
+        .collect();
+    assert!(stored
+        .iter()
+        .any(|event| event["record_type"] == "aiwarden_checkpoint"));
+    assert!(stored
+        .iter()
+        .filter(|event| event["event_id"].is_string())
+        .all(|event| event["chain"]["seq"].is_u64()));
+    let export = agent.path("splunk-export.jsonl");
+    write(&export, &stored);
+    let (code, report) = verify(&agent, &export, &[]);
+    assert_eq!(code, 0, "{report}");
+
+    // One event taken out of the export is a gap.
+    let mut missing = stored.clone();
+    let position = missing
+        .iter()
+        .position(|event| event["event_id"] == "e-0050")
+        .unwrap();
+    missing.remove(position);
+    write(&export, &missing);
+    let (code, report) = verify(&agent, &export, &[]);
+    assert_eq!(code, 1, "{report}");
+}

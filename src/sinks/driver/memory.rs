@@ -13,6 +13,14 @@ pub(super) async fn run<S: Service>(
     mut batches: mpsc::Receiver<SinkBatch>,
 ) -> Result<(), SinkError> {
     let limits = shared.settings.batch;
+    if shared
+        .context
+        .outbound
+        .as_ref()
+        .is_some_and(|outbound| outbound.evidence.enabled)
+    {
+        tracing::warn!(sink = %shared.context.name, "[evidence] is on, but a sink with queue.type = \"memory\" cannot keep stamps across resends: its records are not stamped.");
+    }
     let mut sender = Dispatch::new(&shared);
     let mut deadline: Option<Instant> = None;
     loop {

@@ -17,7 +17,9 @@ use super::util::batch::BatchConfig;
 use super::util::retry::RequestConfig;
 use super::{Routing, SinkBatch, SinkContext, SinkError};
 use crate::dead_letter::DeadLetterWriter;
+use crate::evidence::encoded::EncodedShape;
 use crate::pipeline::ack::AckToken;
+use crate::privacy::{SinkPrivacy, Transform};
 use crate::queue::{DiskQueue, QueueConfig, QueueKind};
 use crate::record::Output;
 use crate::telemetry::SinkHealth;
@@ -162,6 +164,12 @@ pub trait Service: Send + Sync + 'static {
         0
     }
 
+    /// How encoded records are laid out, for the evidence chain (`None`: this sink is not
+    /// stamped).
+    fn evidence_shape(&self) -> Option<EncodedShape> {
+        None
+    }
+
     /// Send one body of `count` records and sort the answer. Transport errors are `Retry`.
     fn send(
         &self,
@@ -185,6 +193,8 @@ pub struct DriverSettings {
     /// The queue's directory name under `<state_dir>/queue/` (the sink's name, or the sink's
     /// name and a stream for sinks with several drivers).
     pub queue_name: String,
+    /// Whether this SIEM may receive the real user next to the pseudonym (`real_user_id`).
+    pub real_identity: bool,
 }
 
 impl DriverSettings {
@@ -202,7 +212,14 @@ impl DriverSettings {
             request,
             queue,
             queue_name: sink.to_string(),
+            real_identity: false,
         }
+    }
+
+    /// Let this SIEM receive real identities next to pseudonyms.
+    pub fn with_real_identity(mut self, real_identity: bool) -> Self {
+        self.real_identity = real_identity;
+        self
     }
 }
 
@@ -221,6 +238,8 @@ struct Shared<S> {
     context: SinkContext,
     dead_letters: Mutex<DeadLetterWriter>,
     breaker: Breaker,
+    /// `[privacy]`: pseudonyms, masked addresses, redacted content, before anything is encoded.
+    transform: Arc<Transform>,
 }
 
 /// Run a network sink until its channel closes (drained) or the agent aborts.
@@ -232,7 +251,17 @@ pub async fn run<S: Service>(
 ) -> Result<(), SinkError> {
     let dead_letter_path = context.dead_letter_path();
     let request = settings.request;
+    let privacy = context
+        .outbound
+        .as_ref()
+        .map(|outbound| outbound.privacy.clone())
+        .unwrap_or_default();
+    let transform = Arc::new(
+        Transform::from_config(&privacy)
+            .map_err(|error| SinkError::Config(format!("[privacy]: {error}")))?,
+    );
     let shared = Arc::new(Shared {
+        transform,
         service,
         dead_letters: Mutex::new(DeadLetterWriter::new(dead_letter_path, usize::MAX)),
         breaker: Breaker::new(
@@ -270,16 +299,21 @@ impl<S: Service> Shared<S> {
         if !self.settings.routing.accepts(item) {
             return None;
         }
+        let policy = SinkPrivacy {
+            forward_content: self.settings.routing.forward_content,
+            real_identity: self.settings.real_identity,
+        };
+        let item = self.transform.apply(item, &policy);
         let mut bytes = Vec::new();
         match self
             .service
-            .encode(item, self.settings.routing.forward_content, &mut bytes)
+            .encode(&item, policy.forward_content, &mut bytes)
         {
             Ok(()) => Some(bytes),
             Err(reason) => {
                 let encoded = Encoded {
                     bytes,
-                    id: item_id(item).into(),
+                    id: item_id(&item).into(),
                     settle: Settle::Ack(ack.clone()),
                     since: Since::Read(read_at),
                 };

@@ -10,10 +10,13 @@
 
 use super::memory::Dispatch;
 use super::{item_id, Encoded, Service, Settle, Shared, Since};
+use crate::evidence::encoded::{checkpoint_encoded, stamp_encoded, stamp_of_encoded, EncodedShape};
+use crate::evidence::SinkEvidence;
 use crate::queue::{Append, Damaged, DiskQueue, ReadItem, Reader, RecordKind, WhenFull, Writer};
 use crate::record::{Alert, AlertEntity, Evidence, Output, Severity};
 use crate::sinks::{SinkBatch, SinkError};
 use crate::telemetry::SinkHealth;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +50,7 @@ pub(super) async fn run<S: Service>(
     if let Some(torn) = opened.torn {
         dead_letter_damaged(&shared, torn);
     }
+    let evidence = open_evidence(&shared, opened.newest.as_ref())?;
     let closed = Arc::new(AtomicBool::new(false));
     let intake = tokio::spawn(intake(
         Arc::clone(&shared),
@@ -54,6 +58,7 @@ pub(super) async fn run<S: Service>(
         Arc::clone(&queue),
         batches,
         Arc::clone(&closed),
+        evidence,
     ));
     dispatch(&shared, opened.reader, &queue, &closed).await;
     if let Err(error) = intake.await {
@@ -77,6 +82,7 @@ async fn intake<S: Service>(
     queue: Arc<DiskQueue>,
     mut batches: mpsc::Receiver<SinkBatch>,
     closed: Arc<AtomicBool>,
+    mut evidence: Option<(SinkEvidence, EncodedShape)>,
 ) {
     let name = Arc::clone(&shared.context.name);
     let queue_name = shared.settings.queue_name.clone();
@@ -100,11 +106,35 @@ async fn intake<S: Service>(
                 Err(_) => break,
             }
         }
-        let mut records: Vec<(RecordKind, &str, Vec<u8>)> = Vec::new();
+        let mut records: Vec<(RecordKind, Cow<'_, str>, Vec<u8>)> = Vec::new();
         for batch in &group {
             for item in batch.items.iter() {
-                if let Some(bytes) = shared.encode(item, &batch.ack, batch.read_at) {
-                    records.push((kind(item), item_id(item), bytes));
+                if let Some(mut bytes) = shared.encode(item, &batch.ack, batch.read_at) {
+                    if let Some((chain, shape)) = evidence.as_mut() {
+                        // In intake order, before queueing: a resend keeps its seq and hashes.
+                        if let Err(error) = stamp_encoded(chain, shape, &mut bytes) {
+                            shared.dead_letter(
+                                vec![Encoded {
+                                    bytes,
+                                    id: item_id(item).into(),
+                                    settle: Settle::Nothing,
+                                    since: Since::Read(batch.read_at),
+                                }],
+                                &format!("cannot stamp for the evidence chain: {error}"),
+                            );
+                            continue;
+                        }
+                        records.push((kind(item), Cow::Borrowed(item_id(item)), bytes));
+                        if let Some((stamp, checkpoint)) = checkpoint_encoded(chain, shape, false) {
+                            records.push((
+                                RecordKind::Event,
+                                Cow::Owned(format!("checkpoint-{}", stamp.seq)),
+                                checkpoint,
+                            ));
+                        }
+                        continue;
+                    }
+                    records.push((kind(item), Cow::Borrowed(item_id(item)), bytes));
                 }
             }
         }
@@ -146,7 +176,7 @@ async fn intake<S: Service>(
             .iter()
             .map(|(kind, id, body)| Append {
                 kind: *kind,
-                id,
+                id: id.as_ref(),
                 body,
             })
             .collect();
@@ -183,10 +213,28 @@ async fn intake<S: Service>(
         }
         drop(appends);
         drop(records);
+        persist_chain(&shared, evidence.as_ref());
         for batch in group {
             batch.ack.delivered();
         }
         publish(&shared, &queue);
+    }
+    // A clean stop signs the chain head, so the last records are proven too.
+    if let Some((chain, shape)) = evidence.as_mut().filter(|_| !abort.is_cancelled()) {
+        if let Some((stamp, checkpoint)) = checkpoint_encoded(chain, shape, true) {
+            let id = format!("checkpoint-{}", stamp.seq);
+            let append = [Append {
+                kind: RecordKind::Event,
+                id: &id,
+                body: &checkpoint,
+            }];
+            match writer.append(&append) {
+                Ok(()) => persist_chain(&shared, evidence.as_ref()),
+                Err(error) => {
+                    tracing::warn!(sink = %name, %error, "Cannot queue the final evidence checkpoint; the next start signs the head.")
+                }
+            }
+        }
     }
     closed.store(true, Ordering::Release);
     queue.wake();
@@ -262,6 +310,49 @@ async fn dispatch<S: Service>(
         sender.reap();
     }
     sender.finish().await;
+}
+
+/// The evidence chain of this queue, when `[evidence]` is on and the sink can carry stamps;
+/// resumed after the newest record on disk (stamped, queued, not yet persisted in the chain's
+/// own state when the agent stopped).
+fn open_evidence<S: Service>(
+    shared: &Shared<S>,
+    newest: Option<&crate::queue::QueuedRecord>,
+) -> Result<Option<(SinkEvidence, EncodedShape)>, SinkError> {
+    let Some(config) = shared
+        .context
+        .outbound
+        .as_ref()
+        .map(|outbound| &outbound.evidence)
+        .filter(|evidence| evidence.enabled)
+    else {
+        return Ok(None);
+    };
+    let Some(shape) = shared.service.evidence_shape() else {
+        tracing::warn!(sink = %shared.context.name, "[evidence] is on, but this sink's format cannot carry the chain: its records are not stamped.");
+        return Ok(None);
+    };
+    let mut evidence = SinkEvidence::open(
+        config,
+        &shared.context.state_dir,
+        &shared.settings.queue_name,
+        shape.location(),
+    )
+    .map_err(|error| SinkError::Config(format!("[evidence]: {error}")))?;
+    if let Some(stamp) = newest.and_then(|record| stamp_of_encoded(&shape, &record.body)) {
+        evidence.chain_mut().recover(&stamp);
+    }
+    Ok(Some((evidence, shape)))
+}
+
+/// Save the chain head once what it covers is durably queued.
+fn persist_chain<S: Service>(shared: &Shared<S>, evidence: Option<&(SinkEvidence, EncodedShape)>) {
+    if let Some((chain, _)) = evidence {
+        if let Err(error) = chain.persist() {
+            // The queue holds the stamped records; the next start resumes after the newest.
+            tracing::warn!(sink = %shared.context.name, %error, "Cannot save the evidence chain head.");
+        }
+    }
 }
 
 /// Damaged queue bytes: dead-lettered with the reason (their records are already counted done).

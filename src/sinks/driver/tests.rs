@@ -95,6 +95,7 @@ fn start_with(
         name: Arc::from("test"),
         metrics: Arc::clone(&metrics),
         alerts: Some(alert_sender),
+        outbound: None,
         abort: abort.clone(),
         state_dir: dir.path().to_path_buf(),
         agent: crate::record::AgentInfo::local(Some("test-host")),
@@ -120,6 +121,7 @@ fn start_with(
         },
         queue,
         queue_name: "test".into(),
+        real_identity: false,
     };
     let (sender, receiver) = mpsc::channel(4);
     let task = tokio::spawn(run(service, settings, context, receiver));

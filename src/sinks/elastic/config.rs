@@ -38,6 +38,10 @@ pub struct ElasticSinkConfig {
     /// Where records wait for delivery: a disk queue by default (see `[sinks.<name>.queue]`).
     #[serde(default)]
     pub queue: crate::queue::QueueConfig,
+    /// Send the real user next to the pseudonym (`real_user_id`) when `[privacy] pseudonymise`
+    /// is on: only for a SIEM whose readers may see identities.
+    #[serde(default)]
+    pub real_identity: bool,
     /// TLS options.
     #[serde(default)]
     pub tls: TlsConfig,

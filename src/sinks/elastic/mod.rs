@@ -37,6 +37,12 @@ impl Service for Elastic {
         encode(item, &self.documents, forward_content, out)
     }
 
+    fn evidence_shape(&self) -> Option<crate::evidence::encoded::EncodedShape> {
+        Some(crate::evidence::encoded::EncodedShape::BulkPair {
+            index: data_stream(EVENTS_DATASET, &self.documents.namespace),
+        })
+    }
+
     async fn send(&self, body: Bytes, gzip: bool, count: usize) -> Classified {
         self.service.send(body, gzip, count).await
     }
@@ -127,7 +133,8 @@ pub fn build(
         config.request,
         config.queue,
         &context.name,
-    );
+    )
+    .with_real_identity(config.real_identity);
     let sink = Elastic { service, documents };
     Ok(Box::pin(async move {
         match sink.service.check_templates(&base).await {

@@ -28,6 +28,10 @@ struct Stream {
 }
 
 impl Service for Stream {
+    fn evidence_shape(&self) -> Option<crate::evidence::encoded::EncodedShape> {
+        Some(crate::evidence::encoded::EncodedShape::SentinelRow)
+    }
+
     fn encode(
         &self,
         item: &Output,
@@ -152,6 +156,7 @@ pub fn build(
             request: config.request,
             queue: config.queue,
             queue_name: format!("{}.{}", context.name, stream),
+            real_identity: config.real_identity,
         };
         streams.push((service, settings));
     }

@@ -29,6 +29,14 @@ struct Hec {
 }
 
 impl Service for Hec {
+    fn evidence_shape(&self) -> Option<crate::evidence::encoded::EncodedShape> {
+        Some(crate::evidence::encoded::EncodedShape::HecEnvelope {
+            host: self.envelope.host.clone(),
+            source: self.envelope.source.clone(),
+            index: self.envelope.index.clone(),
+        })
+    }
+
     fn encode(
         &self,
         item: &Output,
@@ -141,7 +149,8 @@ pub fn build(
         config.request,
         config.queue,
         &context.name,
-    );
+    )
+    .with_real_identity(config.real_identity);
     let sink = Hec { service, envelope };
     Ok(Box::pin(async move {
         match sink.service.health(health_url).await {

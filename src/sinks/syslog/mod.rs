@@ -183,7 +183,8 @@ pub fn build(
         config.request,
         config.queue,
         &context.name,
-    );
+    )
+    .with_real_identity(config.real_identity);
     let sink = Syslog {
         sink: Arc::clone(&context.name),
         metrics: Arc::clone(&context.metrics),
