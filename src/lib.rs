@@ -13,6 +13,7 @@
 //! - [`record`]: the wire types every module speaks (a leaf).
 //! - [`dead_letter`]: where input that cannot be used goes, with the reason.
 //! - [`telemetry`]: logging and counters.
+//! - [`kafka`]: Kafka connection settings shared by the `kafka` sink, source and detector tier.
 //! - [`cli`]: the commands of the `aiwarden` binary.
 //!
 //! Library modules return typed errors (`thiserror`); only [`cli`] uses `anyhow`.
@@ -24,6 +25,7 @@ pub mod dead_letter;
 pub mod decode;
 pub mod detect;
 pub mod enrich;
+pub mod kafka;
 pub mod pipeline;
 pub mod queue;
 pub mod record;
