@@ -390,13 +390,14 @@ pub(super) fn run_member(settings: MemberSettings) -> Result<(), SourceError> {
                 message.offset(),
                 message.payload(),
             ),
-            Some(Err(error)) => {
-                // Transient broker trouble repeats every poll; say it at most every 10 s.
-                if last_error.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
-                    tracing::warn!(source = %source, %error, "Kafka consumer error; retrying.");
-                    last_error = Some(Instant::now());
-                }
+            // Transient broker trouble repeats every poll; say it at most every 10 s.
+            Some(Err(error))
+                if last_error.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) =>
+            {
+                tracing::warn!(source = %source, %error, "Kafka consumer error; retrying.");
+                last_error = Some(Instant::now());
             }
+            Some(Err(_)) => {}
         }
         member.tick(config.batch_wait);
         if last_commit.elapsed() >= config.commit_interval {
@@ -429,9 +430,6 @@ fn consumer(
                 super::config::StartAt::End => "latest",
             },
         )
-        // Only moved partitions are revoked on a rebalance, so a member joining or leaving
-        // hands over a few partitions' state instead of every member's.
-        .set("partition.assignment.strategy", "cooperative-sticky")
         .set(
             "session.timeout.ms",
             config.session_timeout.as_millis().to_string(),
@@ -440,6 +438,14 @@ fn consumer(
         .set("max.poll.interval.ms", "600000")
         // Records of aborted transactions are never read.
         .set("isolation.level", "read_committed");
+    if !config
+        .librdkafka_options
+        .contains_key("partition.assignment.strategy")
+    {
+        // Only moved partitions are revoked on a rebalance, so a member joining or leaving
+        // hands over a few partitions' state instead of every member's.
+        settings.set("partition.assignment.strategy", "cooperative-sticky");
+    }
     settings
         .create_with_context(MemberContext { client, member })
         .map_err(|error| KafkaError::client("cannot create the Kafka consumer", error))
