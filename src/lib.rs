@@ -16,6 +16,7 @@
 //! - [`telemetry`]: logging and counters.
 //! - [`evidence`]: the per-sink hash chain, signed checkpoints, and verification of SIEM exports.
 //! - [`privacy`]: pseudonyms, IP masking and content redaction on the way to each sink.
+//! - [`kafka`]: Kafka connection settings shared by the `kafka` sink, source and detector tier.
 //! - [`cli`]: the commands of the `aiwarden` binary.
 //!
 //! Library modules return typed errors (`thiserror`); only [`cli`] uses `anyhow`.
@@ -29,6 +30,7 @@ pub mod decode;
 pub mod detect;
 pub mod enrich;
 pub mod evidence;
+pub mod kafka;
 pub mod pipeline;
 pub mod privacy;
 pub mod queue;

@@ -111,7 +111,7 @@ pub fn run(path: &Path) -> Result<(), Failure> {
             stopping.cancelled().await;
             systemd::notify("STOPPING=1\nSTATUS=draining in-flight batches");
         });
-        let outcome = pipeline.run(shutdown).await;
+        let outcome = pipeline.run_for_role(shutdown).await;
         stop_telemetry.cancel();
         outcome.context("running the pipeline").map_err(Failure::runtime)?;
         tracing::info!(

@@ -129,9 +129,9 @@ fn wrong_values_are_errors_naming_the_key() {
         "unknown variant `middle`, expected `beginning` or `end`",
     );
     check_invalid(
-        "[sources.audit]\ntype = \"kafka\"\n",
+        "[sources.audit]\ntype = \"pulsar\"\n",
         "sources.audit.type",
-        "unknown variant `kafka`",
+        "unknown variant `pulsar`",
     );
     check_invalid(
         "[sources.audit]\ntype = \"file\"\ninclude = [\"/x/[\"]\n",

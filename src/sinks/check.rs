@@ -4,7 +4,7 @@
 //! check sends anything that would be indexed: a health endpoint, a token request, a
 //! connection that is closed at once.
 
-use super::{elastic, sentinel, splunk_hec, syslog, SinkConfig};
+use super::{elastic, kafka, sentinel, splunk_hec, syslog, SinkConfig};
 
 /// Check one sink; `Ok` says what was confirmed, `Err` what is wrong.
 pub async fn check(name: &str, config: &SinkConfig) -> Result<String, String> {
@@ -20,5 +20,6 @@ pub async fn check(name: &str, config: &SinkConfig) -> Result<String, String> {
         SinkConfig::Elastic(es) => elastic::check(es, name).await,
         SinkConfig::Sentinel(sentinel) => sentinel::check(sentinel, name).await,
         SinkConfig::Syslog(syslog) => syslog::check(syslog, name).await,
+        SinkConfig::Kafka(config) => kafka::check(config).await,
     }
 }

@@ -13,6 +13,7 @@ pub mod driver;
 pub mod elastic;
 mod encode;
 pub mod file;
+pub mod kafka;
 pub mod sentinel;
 pub mod splunk_hec;
 pub mod stdout;
@@ -152,6 +153,8 @@ pub enum SinkConfig {
     Sentinel(Box<sentinel::SentinelSinkConfig>),
     /// RFC 5424 syslog over TCP, TLS or UDP.
     Syslog(Box<syslog::SyslogSinkConfig>),
+    /// Kafka topics, keyed by the detection key.
+    Kafka(Box<kafka::KafkaSinkConfig>),
 }
 
 impl SinkConfig {
@@ -169,6 +172,7 @@ impl SinkConfig {
             SinkConfig::Elastic(config) => config.routing(),
             SinkConfig::Sentinel(config) => config.routing(),
             SinkConfig::Syslog(config) => config.routing(),
+            SinkConfig::Kafka(config) => config.routing(),
         }
     }
 
@@ -181,6 +185,7 @@ impl SinkConfig {
             SinkConfig::Elastic(config) => config.validate(),
             SinkConfig::Sentinel(config) => config.validate(),
             SinkConfig::Syslog(config) => config.validate(),
+            SinkConfig::Kafka(config) => config.validate(),
         }
     }
 
@@ -203,6 +208,7 @@ impl SinkConfig {
                 sentinel::build(config.as_ref().clone(), context, batches)
             }
             SinkConfig::Syslog(config) => syslog::build(config.as_ref().clone(), context, batches),
+            SinkConfig::Kafka(config) => kafka::build(config.as_ref().clone(), context, batches),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod anthropic;
 pub mod file;
 pub mod framing;
 pub mod http;
+pub mod kafka;
 pub mod otlp;
 pub mod receiver;
 pub mod stdin;
@@ -124,6 +125,8 @@ pub enum SourceConfig {
     Otlp(otlp::OtlpSourceConfig),
     /// Poll Anthropic's Compliance API activity feed and usage/cost reports.
     Anthropic(Box<anthropic::AnthropicSourceConfig>),
+    /// Be a member of a Kafka consumer group.
+    Kafka(Box<kafka::KafkaSourceConfig>),
 }
 
 impl SourceConfig {
@@ -135,6 +138,7 @@ impl SourceConfig {
             SourceConfig::Http(config) => config.format,
             SourceConfig::Otlp(_) => Format::ClaudeCodeOtel,
             SourceConfig::Anthropic(_) => Format::Native,
+            SourceConfig::Kafka(config) => config.format,
         }
     }
 
@@ -148,6 +152,7 @@ impl SourceConfig {
             SourceConfig::Http(config) => config.validate(),
             SourceConfig::Otlp(config) => config.validate(),
             SourceConfig::Anthropic(config) => config.validate(),
+            SourceConfig::Kafka(config) => config.validate(),
         }
     }
 
@@ -165,6 +170,7 @@ impl SourceConfig {
             SourceConfig::Anthropic(config) => {
                 Box::pin(anthropic::run((**config).clone(), context))
             }
+            SourceConfig::Kafka(config) => Box::pin(kafka::run((**config).clone(), context)),
         }
     }
 }

@@ -9,6 +9,7 @@ mod connectors;
 mod durability;
 mod elastic;
 mod inputs;
+mod kafka;
 mod malformed;
 mod mock;
 mod privacy;

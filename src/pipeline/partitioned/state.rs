@@ -1,0 +1,256 @@
+//! Per-partition detection state in Kafka: the compacted state topic and replays.
+//!
+//! The state topic holds one message per source partition, keyed `<topic>/<partition>`, whose
+//! value is [`PartitionState`]: the engine snapshot taken when the partition was released and the
+//! committed offset it corresponds to. Compaction keeps only the newest per key. A snapshot is
+//! written only after its offset was committed, so it never runs ahead of the group: on
+//! assignment the new owner restores it and, if the group's offset is further on (the previous
+//! owner died after committing more), replays the gap with detection only and no output.
+
+use crate::kafka::{AgentClientContext, KafkaConnection, KafkaError};
+use crate::sources::kafka::TopicPartition;
+use crate::sources::{Line, LineData, SourceBatch};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// The state-topic value format version.
+const STATE_VERSION: u32 = 1;
+
+/// One partition's saved detection state.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// Format version.
+    pub version: u32,
+    /// The committed offset the snapshot corresponds to: every record before it is in it.
+    pub offset: i64,
+    /// The engine snapshot (`detect::Snapshot` as JSON).
+    pub snapshot: serde_json::Value,
+}
+
+/// Reads and writes the state topic.
+pub struct StateStore {
+    connection: KafkaConnection,
+    topic: String,
+    producer: ThreadedProducer<DefaultProducerContext>,
+    context: AgentClientContext,
+}
+
+fn state_key(partition: &TopicPartition) -> String {
+    format!("{}/{}", partition.topic, partition.partition)
+}
+
+impl StateStore {
+    /// A store on `topic`.
+    pub fn new(connection: &KafkaConnection, topic: &str) -> Result<Self, KafkaError> {
+        let mut config = connection.client_config()?;
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", "zstd")
+            // A partition's state can be large; the topic's max.message.bytes must allow it.
+            .set("message.max.bytes", "104857600");
+        let producer = config
+            .create()
+            .map_err(|error| KafkaError::client("cannot create the state-topic producer", error))?;
+        Ok(StateStore {
+            connection: connection.clone(),
+            topic: topic.to_string(),
+            producer,
+            context: AgentClientContext::new(connection)?,
+        })
+    }
+
+    /// Create the state topic (compacted, one partition) unless it exists.
+    pub async fn ensure_topic(&self, replication: i32) -> Result<(), KafkaError> {
+        let config = self.connection.client_config()?;
+        let admin: AdminClient<_> = config
+            .create_with_context(self.context.clone())
+            .map_err(|error| KafkaError::client("cannot create the admin client", error))?;
+        let topic = NewTopic::new(&self.topic, 1, TopicReplication::Fixed(replication))
+            .set("cleanup.policy", "compact");
+        let results = admin
+            .create_topics([&topic], &AdminOptions::new())
+            .await
+            .map_err(|error| KafkaError::client("cannot create the state topic", error))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(KafkaError::Config(format!(
+                        "cannot create the state topic {name}: {code}"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Save a partition's state; blocks until the brokers acknowledged it (`acks=all`).
+    pub fn save(&self, partition: &TopicPartition, state: &PartitionState) -> Result<(), String> {
+        let value = serde_json::to_vec(state).map_err(|error| error.to_string())?;
+        let key = state_key(partition);
+        self.producer
+            .send(
+                BaseRecord::<String, Vec<u8>>::to(&self.topic)
+                    .key(&key)
+                    .payload(&value),
+            )
+            .map_err(|(error, _)| error.to_string())?;
+        self.producer
+            .flush(Duration::from_secs(30))
+            .map_err(|error| format!("the state was not acknowledged: {error}"))
+    }
+
+    /// The newest saved state of `partition`, if any (reads the state topic to its end).
+    pub fn load(&self, partition: &TopicPartition) -> Result<Option<PartitionState>, String> {
+        let key = state_key(partition);
+        let consumer = self.plain_consumer()?;
+        let metadata = consumer
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
+            .map_err(|error| format!("state topic metadata: {error}"))?;
+        let mut ends = HashMap::new();
+        let mut list = TopicPartitionList::new();
+        for topic in metadata.topics() {
+            for state_partition in topic.partitions() {
+                let id = state_partition.id();
+                let (low, high) = consumer
+                    .fetch_watermarks(&self.topic, id, Duration::from_secs(10))
+                    .map_err(|error| format!("state topic watermarks: {error}"))?;
+                if high > low {
+                    ends.insert(id, high);
+                    list.add_partition_offset(&self.topic, id, Offset::Offset(low))
+                        .map_err(|error| error.to_string())?;
+                }
+            }
+        }
+        if ends.is_empty() {
+            return Ok(None);
+        }
+        consumer.assign(&list).map_err(|error| error.to_string())?;
+        let mut newest = None;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ends.is_empty() && Instant::now() < deadline {
+            let Some(result) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let message = result.map_err(|error| format!("reading the state topic: {error}"))?;
+            if message.key() == Some(key.as_bytes()) {
+                newest = message.payload().map(<[u8]>::to_vec);
+            }
+            if ends
+                .get(&message.partition())
+                .is_some_and(|end| message.offset() + 1 >= *end)
+            {
+                ends.remove(&message.partition());
+            }
+        }
+        if !ends.is_empty() {
+            return Err("timed out reading the state topic".into());
+        }
+        match newest {
+            None => Ok(None),
+            Some(bytes) => {
+                let state: PartitionState = serde_json::from_slice(&bytes)
+                    .map_err(|error| format!("unreadable state: {error}"))?;
+                if state.version != STATE_VERSION {
+                    return Err(format!(
+                        "state version {} is not {STATE_VERSION}",
+                        state.version
+                    ));
+                }
+                Ok(Some(state))
+            }
+        }
+    }
+
+    /// A consumer outside any group (assigns partitions, never commits).
+    fn plain_consumer(&self) -> Result<BaseConsumer<AgentClientContext>, String> {
+        let mut config = self
+            .connection
+            .client_config()
+            .map_err(|error| error.to_string())?;
+        config
+            .set("group.id", "aiwarden-state-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        config
+            .create_with_context(self.context.clone())
+            .map_err(|error| format!("cannot create a state reader: {error}"))
+    }
+
+    /// Read `partition` from `from` (the beginning when none) up to, not including, `until`,
+    /// sending the messages as batches to `out` (a processor without sinks). Returns how many
+    /// records were replayed.
+    pub fn replay(
+        &self,
+        partition: &TopicPartition,
+        from: Option<i64>,
+        until: i64,
+        out: &mpsc::Sender<SourceBatch>,
+        batch: impl Fn(Vec<Line>) -> SourceBatch,
+    ) -> Result<u64, String> {
+        let consumer = self.plain_consumer()?;
+        let mut list = TopicPartitionList::new();
+        let start = from.map_or(Offset::Beginning, Offset::Offset);
+        list.add_partition_offset(&partition.topic, partition.partition, start)
+            .map_err(|error| error.to_string())?;
+        consumer.assign(&list).map_err(|error| error.to_string())?;
+        let mut replayed = 0u64;
+        let mut lines = Vec::new();
+        let mut last_progress = Instant::now();
+        let mut position = from;
+        loop {
+            if last_progress.elapsed() > Duration::from_secs(60) {
+                return Err(format!("no progress replaying {partition} for 60 s"));
+            }
+            let Some(result) = consumer.poll(Duration::from_millis(200)) else {
+                // Stop when nothing is left to read before `until`: the partition ends earlier
+                // (records deleted by retention) or we are at its end.
+                let (low, high) = consumer
+                    .fetch_watermarks(
+                        &partition.topic,
+                        partition.partition,
+                        Duration::from_secs(10),
+                    )
+                    .map_err(|error| error.to_string())?;
+                if low >= until || position.is_some_and(|at| at >= high) {
+                    break;
+                }
+                continue;
+            };
+            let message = result.map_err(|error| format!("replaying {partition}: {error}"))?;
+            last_progress = Instant::now();
+            position = Some(message.offset() + 1);
+            if message.offset() >= until {
+                break;
+            }
+            if let Some(payload) = message.payload() {
+                lines.push(Line {
+                    offset: message.offset().max(0) as u64,
+                    data: LineData::Complete(payload.to_vec()),
+                });
+                replayed += 1;
+            }
+            if message.offset() + 1 >= until {
+                break;
+            }
+            if lines.len() >= 500 {
+                out.blocking_send(batch(std::mem::take(&mut lines)))
+                    .map_err(|_| "the replay processor stopped".to_string())?;
+            }
+        }
+        if !lines.is_empty() {
+            out.blocking_send(batch(lines))
+                .map_err(|_| "the replay processor stopped".to_string())?;
+        }
+        Ok(replayed)
+    }
+}
