@@ -35,9 +35,13 @@ pub struct Reader {
     queue: Arc<DiskQueue>,
     /// First index of the segment being read.
     segment: u64,
-    /// File offset of `window[0]`.
+    /// File offset of `window[head]`.
     offset: u64,
+    /// Bytes read ahead; those before `head` are consumed. Consuming only moves `head`, and the
+    /// window is compacted once per read, not once per record (a per-record shift of a
+    /// 256 KiB window dominated a profile of the sink).
     window: Vec<u8>,
+    head: usize,
     file: Option<File>,
     /// The index the next record should have; a higher one means records were lost to damage.
     expected: u64,
@@ -53,6 +57,7 @@ impl Reader {
             segment,
             offset: 0,
             window: Vec::new(),
+            head: 0,
             file: None,
             expected: committed,
         }
@@ -74,8 +79,8 @@ impl Reader {
                 segment.next,
                 segment.committed,
             );
-            let end = self.offset + self.window.len() as u64;
-            if self.window.is_empty() && self.offset >= written {
+            let end = self.offset + self.pending().len() as u64;
+            if self.pending().is_empty() && self.offset >= written {
                 match next_segment {
                     Some(next) => {
                         // Records the damage at the end of this segment took are done.
@@ -86,8 +91,8 @@ impl Reader {
                     None => return Ok(None),
                 }
             }
-            if !self.window.is_empty() {
-                match frame::parse(&self.window) {
+            if !self.pending().is_empty() {
+                match frame::parse(self.pending()) {
                     Parsed::Frame { record, len } => {
                         self.consume(len);
                         if record.index < committed.max(self.expected) {
@@ -114,7 +119,7 @@ impl Reader {
             if self.fill(&path, written)? == 0 {
                 // The file is shorter than what was written to it: someone cut it.
                 tracing::warn!(path = %path.display(), "A queue segment is shorter than expected; its missing records are lost.");
-                self.window.clear();
+                self.clear_window();
                 self.offset = written;
             }
         }
@@ -131,17 +136,34 @@ impl Reader {
     fn move_to(&mut self, segment: u64) {
         self.segment = segment;
         self.offset = 0;
-        self.window.clear();
+        self.clear_window();
         self.file = None;
     }
 
+    /// The bytes read and not yet consumed.
+    fn pending(&self) -> &[u8] {
+        &self.window[self.head..]
+    }
+
+    fn clear_window(&mut self) {
+        self.window.clear();
+        self.head = 0;
+    }
+
     fn consume(&mut self, len: usize) {
-        self.window.drain(..len);
+        self.head = (self.head + len).min(self.window.len());
         self.offset += len as u64;
+        if self.head == self.window.len() {
+            self.clear_window();
+        }
     }
 
     /// Read more of the segment, up to what is written.
     fn fill(&mut self, path: &Path, written: u64) -> Result<usize, QueueError> {
+        if self.head > 0 {
+            self.window.drain(..self.head);
+            self.head = 0;
+        }
         let end = self.offset + self.window.len() as u64;
         if end >= written {
             return Ok(0);
@@ -174,14 +196,15 @@ impl Reader {
     ) -> Result<ReadItem, QueueError> {
         let start = self.offset;
         loop {
-            if let Some(skip) = frame::resync(&self.window) {
-                let bytes = self.window[..skip].to_vec();
+            if let Some(skip) = frame::resync(self.pending()) {
+                let bytes = self.pending()[..skip].to_vec();
                 self.consume(skip);
                 return Ok(self.damaged(path, start, bytes, reason));
             }
-            let end = self.offset + self.window.len() as u64;
+            let end = self.offset + self.pending().len() as u64;
             if end >= written || self.fill(path, written)? == 0 {
-                let bytes = std::mem::take(&mut self.window);
+                let bytes = self.pending().to_vec();
+                self.clear_window();
                 self.offset = written;
                 return Ok(self.damaged(path, start, bytes, reason));
             }
