@@ -267,24 +267,39 @@ impl<S: Service> Shared<S> {
         ack: &AckToken,
         read_at: std::time::Instant,
     ) -> Option<Vec<u8>> {
-        if !self.settings.routing.accepts(item) {
-            return None;
-        }
         let mut bytes = Vec::new();
+        self.encode_into(item, ack, read_at, &mut bytes)
+            .then_some(bytes)
+    }
+
+    /// Append one record's encoding to `out`; false (and `out` as it was) when it is not routed
+    /// here or cannot be encoded (then it is dead-lettered and settled on the spot). Intake
+    /// encodes a whole group into one reused buffer this way instead of a `Vec` per record.
+    fn encode_into(
+        &self,
+        item: &Output,
+        ack: &AckToken,
+        read_at: std::time::Instant,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if !self.settings.routing.accepts(item) {
+            return false;
+        }
+        let start = out.len();
         match self
             .service
-            .encode(item, self.settings.routing.forward_content, &mut bytes)
+            .encode(item, self.settings.routing.forward_content, out)
         {
-            Ok(()) => Some(bytes),
+            Ok(()) => true,
             Err(reason) => {
                 let encoded = Encoded {
-                    bytes,
+                    bytes: out.split_off(start),
                     id: item_id(item).into(),
                     settle: Settle::Ack(ack.clone()),
                     since: Since::Read(read_at),
                 };
                 self.dead_letter(vec![encoded], &format!("cannot encode: {reason}"));
-                None
+                false
             }
         }
     }

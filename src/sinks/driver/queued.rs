@@ -88,6 +88,7 @@ async fn intake<S: Service>(
     let mut full = false;
     let mut failing_since: Option<Instant> = None;
     let mut reminded: Option<Instant> = None;
+    let mut encoded: Vec<u8> = Vec::new();
     'intake: while let Some(first) = batches.recv().await {
         let mut records_in_group = first.items.len();
         let mut group = vec![first];
@@ -100,11 +101,15 @@ async fn intake<S: Service>(
                 Err(_) => break,
             }
         }
-        let mut records: Vec<(RecordKind, &str, Vec<u8>)> = Vec::new();
+        // Every record of the group is encoded into one buffer, kept across groups.
+        encoded.clear();
+        let mut records: Vec<(RecordKind, &str, std::ops::Range<usize>)> =
+            Vec::with_capacity(records_in_group);
         for batch in &group {
             for item in batch.items.iter() {
-                if let Some(bytes) = shared.encode(item, &batch.ack, batch.read_at) {
-                    records.push((kind(item), item_id(item), bytes));
+                let start = encoded.len();
+                if shared.encode_into(item, &batch.ack, batch.read_at, &mut encoded) {
+                    records.push((kind(item), item_id(item), start..encoded.len()));
                 }
             }
         }
@@ -144,10 +149,10 @@ async fn intake<S: Service>(
         }
         let appends: Vec<Append<'_>> = records
             .iter()
-            .map(|(kind, id, body)| Append {
+            .map(|(kind, id, range)| Append {
                 kind: *kind,
                 id,
-                body,
+                body: &encoded[range.clone()],
             })
             .collect();
         let mut delay = Duration::from_millis(250);
