@@ -89,6 +89,7 @@ async fn intake<S: Service>(
     let mut failing_since: Option<Instant> = None;
     let mut reminded: Option<Instant> = None;
     let mut encoded: Vec<u8> = Vec::new();
+    let mut scratch: Vec<u8> = Vec::new();
     'intake: while let Some(first) = batches.recv().await {
         let mut records_in_group = first.items.len();
         let mut group = vec![first];
@@ -108,7 +109,7 @@ async fn intake<S: Service>(
         for batch in &group {
             for item in batch.items.iter() {
                 let start = encoded.len();
-                if shared.encode_into(item, &batch.ack, batch.read_at, &mut encoded) {
+                if shared.encode_into(item, &batch.ack, batch.read_at, &mut scratch, &mut encoded) {
                     records.push((kind(item), item_id(item), start..encoded.len()));
                 }
             }
