@@ -1,14 +1,17 @@
 //! The `native` format: one canonical audit record (SPEC §2) per JSON line.
 
-use super::value::{
-    optional_count, optional_string, required_string, string_list, timestamp, type_name,
-};
+use super::value::{optional_count, optional_string, required_string, string_list, timestamp};
 use super::{DecodeError, Reason};
 use crate::record::{fields, AuditRecord, Classification, EventType};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 /// Decode one native JSON line. Unknown fields are kept in `extra`, in order.
+///
+/// The object is walked straight off the bytes: canonical keys are matched without being
+/// copied, and only unknown fields are kept as JSON values. This is the agent's hot path, and
+/// the result is what parsing into a `serde_json::Value` and [`from_object`] would give.
 pub fn decode_native(line: &[u8]) -> Result<AuditRecord, DecodeError> {
     let text = std::str::from_utf8(line).map_err(|error| {
         DecodeError::new(
@@ -16,18 +19,114 @@ pub fn decode_native(line: &[u8]) -> Result<AuditRecord, DecodeError> {
             format!("invalid UTF-8 at byte {}", error.valid_up_to()),
         )
     })?;
-    let value: Value = serde_json::from_str(text).map_err(|error| {
-        DecodeError::new(
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let mut slots = Slots::default();
+    let mut extra = Map::new();
+    let walked = serde::Deserializer::deserialize_any(
+        &mut deserializer,
+        TopLevel {
+            slots: &mut slots,
+            extra: &mut extra,
+        },
+    )
+    .and_then(|walked| deserializer.end().map(|()| walked));
+    match walked {
+        Ok(None) => slots.into_record(extra),
+        Ok(Some(found)) => Err(DecodeError::new(
+            Reason::NotAnObject,
+            format!("expected a JSON object, found {found}"),
+        )),
+        Err(error) => Err(DecodeError::new(
             Reason::InvalidJson,
             format!("{} at column {}", json_error_kind(&error), error.column()),
-        )
-    })?;
-    match value {
-        Value::Object(map) => from_object(map),
-        other => Err(DecodeError::new(
-            Reason::NotAnObject,
-            format!("expected a JSON object, found {}", type_name(&other)),
         )),
+    }
+}
+
+/// Walks the top-level JSON value: an object's fields go to their slots or to `extra`; for
+/// anything else it yields the type name (its content is skipped as it is read).
+struct TopLevel<'a> {
+    slots: &'a mut Slots,
+    extra: &'a mut Map<String, Value>,
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_> {
+    type Value = Option<&'static str>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match key {
+                Key::Canonical(field) => *self.slots.slot(field) = Some(map.next_value()?),
+                Key::Other(name) => {
+                    self.extra.insert(name, map.next_value()?);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Some("array"))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Some("string"))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Some("boolean"))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Some("number"))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Some("number"))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Some("number"))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Some("null"))
+    }
+}
+
+/// An object key: a canonical field (matched on the borrowed text) or an unknown name.
+enum Key {
+    Canonical(Field),
+    Other(String),
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Key;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("an object key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
+        Ok(match Field::from_name(key) {
+            Some(field) => Key::Canonical(field),
+            None => Key::Other(key.to_owned()),
+        })
     }
 }
 
@@ -38,6 +137,67 @@ pub(super) fn json_error_kind(error: &serde_json::Error) -> &'static str {
         serde_json::error::Category::Syntax => "syntax error",
         serde_json::error::Category::Data => "invalid data",
         serde_json::error::Category::Io => "read error",
+    }
+}
+
+/// The canonical fields that have a typed slot.
+#[derive(Clone, Copy)]
+enum Field {
+    EventId,
+    Timestamp,
+    EventType,
+    UserId,
+    SessionId,
+    ApplicationId,
+    Model,
+    Department,
+    PromptHash,
+    ResponseHash,
+    PromptTokens,
+    CompletionTokens,
+    LatencyMs,
+    DataClassification,
+    McpIntegrations,
+    McpCalls,
+    PolicyFlags,
+    SecurityFlags,
+    IpAddress,
+    Status,
+    ErrorType,
+    StopReason,
+    PromptRaw,
+    ResponseRaw,
+}
+
+impl Field {
+    fn from_name(name: &str) -> Option<Field> {
+        Some(match name {
+            fields::EVENT_ID => Field::EventId,
+            fields::TIMESTAMP => Field::Timestamp,
+            fields::EVENT_TYPE => Field::EventType,
+            fields::USER_ID => Field::UserId,
+            fields::SESSION_ID => Field::SessionId,
+            fields::APPLICATION_ID => Field::ApplicationId,
+            fields::MODEL => Field::Model,
+            fields::DEPARTMENT => Field::Department,
+            fields::PROMPT_HASH => Field::PromptHash,
+            fields::RESPONSE_HASH => Field::ResponseHash,
+            fields::PROMPT_TOKENS => Field::PromptTokens,
+            fields::COMPLETION_TOKENS => Field::CompletionTokens,
+            fields::LATENCY_MS => Field::LatencyMs,
+            fields::DATA_CLASSIFICATION => Field::DataClassification,
+            fields::MCP_INTEGRATIONS => Field::McpIntegrations,
+            fields::MCP_CALLS => Field::McpCalls,
+            fields::POLICY_FLAGS => Field::PolicyFlags,
+            fields::SECURITY_FLAGS => Field::SecurityFlags,
+            fields::IP_ADDRESS => Field::IpAddress,
+            fields::STATUS => Field::Status,
+            fields::ERROR_TYPE => Field::ErrorType,
+            fields::STOP_REASON => Field::StopReason,
+            fields::PROMPT_RAW => Field::PromptRaw,
+            fields::RESPONSE_RAW => Field::ResponseRaw,
+            _ => return None,
+        })
     }
 }
 
@@ -70,93 +230,104 @@ struct Slots {
     response_raw: Option<Value>,
 }
 
+impl Slots {
+    fn slot(&mut self, field: Field) -> &mut Option<Value> {
+        match field {
+            Field::EventId => &mut self.event_id,
+            Field::Timestamp => &mut self.timestamp,
+            Field::EventType => &mut self.event_type,
+            Field::UserId => &mut self.user_id,
+            Field::SessionId => &mut self.session_id,
+            Field::ApplicationId => &mut self.application_id,
+            Field::Model => &mut self.model,
+            Field::Department => &mut self.department,
+            Field::PromptHash => &mut self.prompt_hash,
+            Field::ResponseHash => &mut self.response_hash,
+            Field::PromptTokens => &mut self.prompt_tokens,
+            Field::CompletionTokens => &mut self.completion_tokens,
+            Field::LatencyMs => &mut self.latency_ms,
+            Field::DataClassification => &mut self.data_classification,
+            Field::McpIntegrations => &mut self.mcp_integrations,
+            Field::McpCalls => &mut self.mcp_calls,
+            Field::PolicyFlags => &mut self.policy_flags,
+            Field::SecurityFlags => &mut self.security_flags,
+            Field::IpAddress => &mut self.ip_address,
+            Field::Status => &mut self.status,
+            Field::ErrorType => &mut self.error_type,
+            Field::StopReason => &mut self.stop_reason,
+            Field::PromptRaw => &mut self.prompt_raw,
+            Field::ResponseRaw => &mut self.response_raw,
+        }
+    }
+
+    /// The record, once every field of the object is in its slot or in `extra`.
+    fn into_record(self, extra: Map<String, Value>) -> Result<AuditRecord, DecodeError> {
+        let slots = self;
+        let event_type = EventType::parse(&required_string(fields::EVENT_TYPE, slots.event_type)?);
+        let model = match event_type {
+            // A model call without a model is malformed; other events may not involve one.
+            EventType::ApiRequest => required_string(fields::MODEL, slots.model)?,
+            _ => optional_string(fields::MODEL, slots.model)?.unwrap_or_default(),
+        };
+        let data_classification =
+            match optional_string(fields::DATA_CLASSIFICATION, slots.data_classification)? {
+                None => None,
+                Some(text) if text.trim().is_empty() => None,
+                Some(text) => Some(text.parse::<Classification>().map_err(|error| {
+                    DecodeError::new(
+                        Reason::InvalidValue,
+                        format!("field `{}`: {error}", fields::DATA_CLASSIFICATION),
+                    )
+                })?),
+            };
+        let mut record = AuditRecord {
+            event_id: required_string(fields::EVENT_ID, slots.event_id)?,
+            timestamp: timestamp(fields::TIMESTAMP, slots.timestamp)?,
+            user_id: required_string(fields::USER_ID, slots.user_id)?,
+            session_id: required_string(fields::SESSION_ID, slots.session_id)?,
+            application_id: match slots.application_id {
+                Some(Value::String(s)) => s,
+                other => required_string(fields::APPLICATION_ID, other)?,
+            },
+            event_type,
+            model,
+            department: optional_string(fields::DEPARTMENT, slots.department)?,
+            prompt_hash: optional_string(fields::PROMPT_HASH, slots.prompt_hash)?,
+            response_hash: optional_string(fields::RESPONSE_HASH, slots.response_hash)?,
+            prompt_tokens: optional_count(fields::PROMPT_TOKENS, slots.prompt_tokens)?,
+            completion_tokens: optional_count(fields::COMPLETION_TOKENS, slots.completion_tokens)?,
+            latency_ms: optional_count(fields::LATENCY_MS, slots.latency_ms)?,
+            data_classification,
+            mcp_integrations: string_list(fields::MCP_INTEGRATIONS, slots.mcp_integrations)?,
+            mcp_calls: optional_count(fields::MCP_CALLS, slots.mcp_calls)?,
+            policy_flags: string_list(fields::POLICY_FLAGS, slots.policy_flags)?,
+            security_flags: string_list(fields::SECURITY_FLAGS, slots.security_flags)?,
+            ip_address: optional_string(fields::IP_ADDRESS, slots.ip_address)?,
+            status: optional_string(fields::STATUS, slots.status)?,
+            error_type: optional_string(fields::ERROR_TYPE, slots.error_type)?,
+            stop_reason: optional_string(fields::STOP_REASON, slots.stop_reason)?,
+            prompt_raw: optional_string(fields::PROMPT_RAW, slots.prompt_raw)?,
+            response_raw: optional_string(fields::RESPONSE_RAW, slots.response_raw)?,
+            extra,
+        };
+        normalise(&mut record);
+        Ok(record)
+    }
+}
+
 /// Build a record from a JSON object (shared with decoders that map other shapes onto it).
 pub fn from_object(map: Map<String, Value>) -> Result<AuditRecord, DecodeError> {
     let mut slots = Slots::default();
     let mut extra = Map::new();
     for (key, value) in map {
-        let slot = match key.as_str() {
-            fields::EVENT_ID => &mut slots.event_id,
-            fields::TIMESTAMP => &mut slots.timestamp,
-            fields::EVENT_TYPE => &mut slots.event_type,
-            fields::USER_ID => &mut slots.user_id,
-            fields::SESSION_ID => &mut slots.session_id,
-            fields::APPLICATION_ID => &mut slots.application_id,
-            fields::MODEL => &mut slots.model,
-            fields::DEPARTMENT => &mut slots.department,
-            fields::PROMPT_HASH => &mut slots.prompt_hash,
-            fields::RESPONSE_HASH => &mut slots.response_hash,
-            fields::PROMPT_TOKENS => &mut slots.prompt_tokens,
-            fields::COMPLETION_TOKENS => &mut slots.completion_tokens,
-            fields::LATENCY_MS => &mut slots.latency_ms,
-            fields::DATA_CLASSIFICATION => &mut slots.data_classification,
-            fields::MCP_INTEGRATIONS => &mut slots.mcp_integrations,
-            fields::MCP_CALLS => &mut slots.mcp_calls,
-            fields::POLICY_FLAGS => &mut slots.policy_flags,
-            fields::SECURITY_FLAGS => &mut slots.security_flags,
-            fields::IP_ADDRESS => &mut slots.ip_address,
-            fields::STATUS => &mut slots.status,
-            fields::ERROR_TYPE => &mut slots.error_type,
-            fields::STOP_REASON => &mut slots.stop_reason,
-            fields::PROMPT_RAW => &mut slots.prompt_raw,
-            fields::RESPONSE_RAW => &mut slots.response_raw,
-            _ => {
+        match Field::from_name(&key) {
+            Some(field) => *slots.slot(field) = Some(value),
+            None => {
                 extra.insert(key, value);
-                continue;
             }
-        };
-        *slot = Some(value);
+        }
     }
-
-    let event_type = EventType::parse(&required_string(fields::EVENT_TYPE, slots.event_type)?);
-    let model = match event_type {
-        // A model call without a model is malformed; other events may not involve one.
-        EventType::ApiRequest => required_string(fields::MODEL, slots.model)?,
-        _ => optional_string(fields::MODEL, slots.model)?.unwrap_or_default(),
-    };
-    let data_classification =
-        match optional_string(fields::DATA_CLASSIFICATION, slots.data_classification)? {
-            None => None,
-            Some(text) if text.trim().is_empty() => None,
-            Some(text) => Some(text.parse::<Classification>().map_err(|error| {
-                DecodeError::new(
-                    Reason::InvalidValue,
-                    format!("field `{}`: {error}", fields::DATA_CLASSIFICATION),
-                )
-            })?),
-        };
-    let mut record = AuditRecord {
-        event_id: required_string(fields::EVENT_ID, slots.event_id)?,
-        timestamp: timestamp(fields::TIMESTAMP, slots.timestamp)?,
-        user_id: required_string(fields::USER_ID, slots.user_id)?,
-        session_id: required_string(fields::SESSION_ID, slots.session_id)?,
-        application_id: match slots.application_id {
-            Some(Value::String(s)) => s,
-            other => required_string(fields::APPLICATION_ID, other)?,
-        },
-        event_type,
-        model,
-        department: optional_string(fields::DEPARTMENT, slots.department)?,
-        prompt_hash: optional_string(fields::PROMPT_HASH, slots.prompt_hash)?,
-        response_hash: optional_string(fields::RESPONSE_HASH, slots.response_hash)?,
-        prompt_tokens: optional_count(fields::PROMPT_TOKENS, slots.prompt_tokens)?,
-        completion_tokens: optional_count(fields::COMPLETION_TOKENS, slots.completion_tokens)?,
-        latency_ms: optional_count(fields::LATENCY_MS, slots.latency_ms)?,
-        data_classification,
-        mcp_integrations: string_list(fields::MCP_INTEGRATIONS, slots.mcp_integrations)?,
-        mcp_calls: optional_count(fields::MCP_CALLS, slots.mcp_calls)?,
-        policy_flags: string_list(fields::POLICY_FLAGS, slots.policy_flags)?,
-        security_flags: string_list(fields::SECURITY_FLAGS, slots.security_flags)?,
-        ip_address: optional_string(fields::IP_ADDRESS, slots.ip_address)?,
-        status: optional_string(fields::STATUS, slots.status)?,
-        error_type: optional_string(fields::ERROR_TYPE, slots.error_type)?,
-        stop_reason: optional_string(fields::STOP_REASON, slots.stop_reason)?,
-        prompt_raw: optional_string(fields::PROMPT_RAW, slots.prompt_raw)?,
-        response_raw: optional_string(fields::RESPONSE_RAW, slots.response_raw)?,
-        extra,
-    };
-    normalise(&mut record);
-    Ok(record)
+    slots.into_record(extra)
 }
 
 /// Fill derived fields every decoder agrees on.

@@ -296,29 +296,49 @@ impl<S: Service> Shared<S> {
         ack: &AckToken,
         read_at: std::time::Instant,
     ) -> Option<Vec<u8>> {
+        let mut bytes = Vec::new();
+        let mut scratch = Vec::new();
+        // An empty `out` with room for the record: `encode_into` copies from `scratch` once.
+        self.encode_into(item, ack, read_at, &mut scratch, &mut bytes)
+            .then_some(bytes)
+    }
+
+    /// Append one record's encoding to `out`; false (and `out` as it was) when it is not routed
+    /// here or cannot be encoded (then it is dead-lettered and settled on the spot). Intake
+    /// encodes a whole group this way into one buffer kept across groups instead of a `Vec` per
+    /// record. The service always encodes into an empty `scratch` (also reused), since a
+    /// service may treat its output as the record alone (syslog truncates it for UDP).
+    fn encode_into(
+        &self,
+        item: &Output,
+        ack: &AckToken,
+        read_at: std::time::Instant,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> bool {
         if !self.settings.routing.accepts(item) {
-            return None;
+            return false;
         }
         let policy = SinkPrivacy {
             forward_content: self.settings.routing.forward_content,
             real_identity: self.settings.real_identity,
         };
         let item = self.transform.apply(item, &policy);
-        let mut bytes = Vec::new();
-        match self
-            .service
-            .encode(&item, policy.forward_content, &mut bytes)
-        {
-            Ok(()) => Some(bytes),
+        scratch.clear();
+        match self.service.encode(&item, policy.forward_content, scratch) {
+            Ok(()) => {
+                out.extend_from_slice(scratch);
+                true
+            }
             Err(reason) => {
                 let encoded = Encoded {
-                    bytes,
+                    bytes: std::mem::take(scratch),
                     id: item_id(&item).into(),
                     settle: Settle::Ack(ack.clone()),
                     since: Since::Read(read_at),
                 };
                 self.dead_letter(vec![encoded], &format!("cannot encode: {reason}"));
-                None
+                false
             }
         }
     }

@@ -94,6 +94,8 @@ async fn intake<S: Service>(
     let mut full = false;
     let mut failing_since: Option<Instant> = None;
     let mut reminded: Option<Instant> = None;
+    let mut encoded: Vec<u8> = Vec::new();
+    let mut scratch: Vec<u8> = Vec::new();
     'intake: while let Some(first) = batches.recv().await {
         let mut records_in_group = first.items.len();
         let mut group = vec![first];
@@ -106,36 +108,54 @@ async fn intake<S: Service>(
                 Err(_) => break,
             }
         }
-        let mut records: Vec<(RecordKind, Cow<'_, str>, Vec<u8>)> = Vec::new();
+        // Every record of the group is encoded into one buffer, kept across groups.
+        encoded.clear();
+        let mut records: Vec<(RecordKind, Cow<'_, str>, std::ops::Range<usize>)> =
+            Vec::with_capacity(records_in_group);
         for batch in &group {
             for item in batch.items.iter() {
-                if let Some(mut bytes) = shared.encode(item, &batch.ack, batch.read_at) {
-                    if let Some((chain, shape)) = evidence.as_mut() {
-                        // In intake order, before queueing: a resend keeps its seq and hashes.
-                        if let Err(error) = stamp_encoded(chain, shape, &mut bytes) {
-                            shared.dead_letter(
-                                vec![Encoded {
-                                    bytes,
-                                    id: item_id(item).into(),
-                                    settle: Settle::Nothing,
-                                    since: Since::Read(batch.read_at),
-                                }],
-                                &format!("cannot stamp for the evidence chain: {error}"),
-                            );
-                            continue;
-                        }
-                        records.push((kind(item), Cow::Borrowed(item_id(item)), bytes));
-                        if let Some((stamp, checkpoint)) = checkpoint_encoded(chain, shape, false) {
-                            records.push((
-                                RecordKind::Event,
-                                Cow::Owned(format!("checkpoint-{}", stamp.seq)),
-                                checkpoint,
-                            ));
-                        }
+                let start = encoded.len();
+                if !shared.encode_into(item, &batch.ack, batch.read_at, &mut scratch, &mut encoded)
+                {
+                    continue;
+                }
+                if let Some((chain, shape)) = evidence.as_mut() {
+                    // In intake order, before queueing: a resend keeps its seq and hashes.
+                    let mut bytes = encoded.split_off(start);
+                    if let Err(error) = stamp_encoded(chain, shape, &mut bytes) {
+                        shared.dead_letter(
+                            vec![Encoded {
+                                bytes,
+                                id: item_id(item).into(),
+                                settle: Settle::Nothing,
+                                since: Since::Read(batch.read_at),
+                            }],
+                            &format!("cannot stamp for the evidence chain: {error}"),
+                        );
                         continue;
                     }
-                    records.push((kind(item), Cow::Borrowed(item_id(item)), bytes));
+                    encoded.extend_from_slice(&bytes);
+                    records.push((
+                        kind(item),
+                        Cow::Borrowed(item_id(item)),
+                        start..encoded.len(),
+                    ));
+                    if let Some((stamp, checkpoint)) = checkpoint_encoded(chain, shape, false) {
+                        let at = encoded.len();
+                        encoded.extend_from_slice(&checkpoint);
+                        records.push((
+                            RecordKind::Event,
+                            Cow::Owned(format!("checkpoint-{}", stamp.seq)),
+                            at..encoded.len(),
+                        ));
+                    }
+                    continue;
                 }
+                records.push((
+                    kind(item),
+                    Cow::Borrowed(item_id(item)),
+                    start..encoded.len(),
+                ));
             }
         }
         if !records.is_empty() && queue.is_full() {
@@ -174,10 +194,10 @@ async fn intake<S: Service>(
         }
         let appends: Vec<Append<'_>> = records
             .iter()
-            .map(|(kind, id, body)| Append {
+            .map(|(kind, id, range)| Append {
                 kind: *kind,
                 id: id.as_ref(),
-                body,
+                body: &encoded[range.clone()],
             })
             .collect();
         let mut delay = Duration::from_millis(250);

@@ -2,8 +2,6 @@
 
 use crate::record::{Output, RecordView};
 use serde::Serialize;
-use serde_json::Value;
-use std::collections::BTreeMap;
 
 /// Sourcetype of alerts.
 pub const SOURCETYPE_ALERT: &str = "aiwarden:alert";
@@ -26,7 +24,8 @@ pub struct EnvelopeSettings {
 /// A HEC envelope; no other top-level keys are ever sent.
 #[derive(Serialize)]
 struct Envelope<'a, E: Serialize> {
-    time: Value,
+    /// Epoch seconds with a millisecond fraction, as HEC's `time` wants it.
+    time: f64,
     host: &'a str,
     source: &'a str,
     sourcetype: &'static str,
@@ -34,14 +33,24 @@ struct Envelope<'a, E: Serialize> {
     index: Option<&'a str>,
     event: E,
     /// Indexed fields: flat, string values only (nested objects are HEC error 15).
-    fields: BTreeMap<&'static str, &'a str>,
+    fields: IndexedFields<'a>,
 }
 
-/// Epoch seconds with a millisecond fraction, as HEC's `time` wants it.
-fn epoch_seconds(millis: i64) -> Value {
-    serde_json::Number::from_f64(millis as f64 / 1000.0)
-        .map(Value::Number)
-        .unwrap_or(Value::Null)
+/// The indexed fields, in name order (as a sorted map would write them), borrowed from the
+/// record: no map is built per record.
+#[derive(Serialize)]
+struct IndexedFields<'a> {
+    deployment: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    severity: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
 }
 
 /// Append one record's envelope to `out`.
@@ -51,51 +60,48 @@ pub fn encode(
     forward_content: bool,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let mut fields = BTreeMap::new();
-    fields.insert("deployment", settings.deployment.as_str());
     let written = match item {
-        Output::Alert(alert) => {
-            fields.insert("rule_id", alert.rule_id.as_str());
-            fields.insert("severity", alert.severity.as_str());
-            if let Some(user) = &alert.entity.user_id {
-                fields.insert("user_id", user);
-            }
-            if let Some(session) = &alert.entity.session_id {
-                fields.insert("session_id", session);
-            }
-            serde_json::to_writer(
-                &mut *out,
-                &Envelope {
-                    time: epoch_seconds(alert.timestamp.timestamp_millis()),
-                    host: &settings.host,
-                    source: &settings.source,
-                    sourcetype: SOURCETYPE_ALERT,
-                    index: settings.index.as_deref(),
-                    event: alert.as_ref(),
-                    fields,
+        Output::Alert(alert) => serde_json::to_writer(
+            &mut *out,
+            &Envelope {
+                time: alert.timestamp.timestamp_millis() as f64 / 1000.0,
+                host: &settings.host,
+                source: &settings.source,
+                sourcetype: SOURCETYPE_ALERT,
+                index: settings.index.as_deref(),
+                event: alert.as_ref(),
+                fields: IndexedFields {
+                    deployment: &settings.deployment,
+                    event_type: None,
+                    rule_id: Some(&alert.rule_id),
+                    session_id: alert.entity.session_id.as_deref(),
+                    severity: Some(alert.severity.as_str()),
+                    user_id: alert.entity.user_id.as_deref(),
                 },
-            )
-        }
-        Output::Event(record) => {
-            fields.insert("user_id", &record.user_id);
-            fields.insert("session_id", &record.session_id);
-            fields.insert("event_type", record.event_type.as_str());
-            serde_json::to_writer(
-                &mut *out,
-                &Envelope {
-                    time: epoch_seconds(record.timestamp.timestamp_millis()),
-                    host: &settings.host,
-                    source: &settings.source,
-                    sourcetype: SOURCETYPE_EVENT,
-                    index: settings.index.as_deref(),
-                    event: RecordView {
-                        record,
-                        include_content: forward_content,
-                    },
-                    fields,
+            },
+        ),
+        Output::Event(record) => serde_json::to_writer(
+            &mut *out,
+            &Envelope {
+                time: record.timestamp.timestamp_millis() as f64 / 1000.0,
+                host: &settings.host,
+                source: &settings.source,
+                sourcetype: SOURCETYPE_EVENT,
+                index: settings.index.as_deref(),
+                event: RecordView {
+                    record,
+                    include_content: forward_content,
                 },
-            )
-        }
+                fields: IndexedFields {
+                    deployment: &settings.deployment,
+                    event_type: Some(record.event_type.as_str()),
+                    rule_id: None,
+                    session_id: Some(&record.session_id),
+                    severity: None,
+                    user_id: Some(&record.user_id),
+                },
+            },
+        ),
     };
     written.map_err(|error| error.to_string())?;
     out.push(b'\n');
