@@ -111,6 +111,47 @@ fn watch_source(name: &str, task: SourceTask, metrics: &Arc<Metrics>) -> SourceT
     })
 }
 
+/// The channels into the sinks, in configuration order.
+type SinkSenders = Vec<mpsc::Sender<crate::sinks::SinkBatch>>;
+
+/// Build every configured sink, each with its channel of `agent.channel_capacity` batches.
+pub(crate) fn build_sinks(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    shutdown: &Shutdown,
+    agent: &AgentInfo,
+    own_alerts: &mpsc::Sender<crate::record::Alert>,
+) -> Result<(SinkSenders, Vec<(String, SinkTask)>), PipelineError> {
+    let mut senders = Vec::new();
+    let mut tasks = Vec::new();
+    for (name, sink) in config.effective_sinks() {
+        let (sender, receiver) = mpsc::channel(config.agent.channel_capacity);
+        let context = SinkContext {
+            name: Arc::from(name.as_str()),
+            metrics: Arc::clone(metrics),
+            abort: shutdown.abort.clone(),
+            state_dir: config.agent.state_dir.clone(),
+            agent: agent.clone(),
+            deployment: Arc::from(config.agent.deployment_tag.as_str()),
+            alerts: Some(own_alerts.clone()),
+            outbound: Some(crate::sinks::file::Outbound {
+                privacy: config.privacy.clone(),
+                evidence: config.evidence.clone(),
+            }),
+        };
+        let task = sink
+            .build(context, receiver)
+            .map_err(|source| PipelineError::Sink {
+                name: name.clone(),
+                source,
+            })?;
+        metrics.set_sink_health(&name, crate::telemetry::SinkHealth::Healthy);
+        senders.push(sender);
+        tasks.push((name, task));
+    }
+    Ok((senders, tasks))
+}
+
 /// A source added by code rather than configuration (`demo`, tests).
 pub type SourceBuilder = Box<dyn FnOnce(SourceContext) -> SourceTask + Send>;
 
@@ -212,33 +253,13 @@ impl Pipeline {
 
         let capacity = config.agent.channel_capacity;
         let (own_alert_sender, own_alerts) = mpsc::channel(16);
-        let mut sink_senders = Vec::new();
-        let mut sink_tasks: Vec<(String, SinkTask)> = Vec::new();
-        for (name, sink) in config.effective_sinks() {
-            let (sender, receiver) = mpsc::channel(capacity);
-            let context = SinkContext {
-                name: Arc::from(name.as_str()),
-                metrics: Arc::clone(&metrics),
-                abort: shutdown.abort.clone(),
-                state_dir: config.agent.state_dir.clone(),
-                agent: AgentInfo::local(config.agent.hostname.as_deref()),
-                deployment: Arc::from(config.agent.deployment_tag.as_str()),
-                alerts: Some(own_alert_sender.clone()),
-                outbound: Some(crate::sinks::file::Outbound {
-                    privacy: config.privacy.clone(),
-                    evidence: config.evidence.clone(),
-                }),
-            };
-            let task = sink
-                .build(context, receiver)
-                .map_err(|source| PipelineError::Sink {
-                    name: name.clone(),
-                    source,
-                })?;
-            metrics.set_sink_health(&name, crate::telemetry::SinkHealth::Healthy);
-            sink_senders.push(sender);
-            sink_tasks.push((name, task));
-        }
+        let (sink_senders, sink_tasks) = build_sinks(
+            &config,
+            &metrics,
+            &shutdown,
+            &AgentInfo::local(config.agent.hostname.as_deref()),
+            &own_alert_sender,
+        )?;
 
         let (batch_sender, batch_receiver) = mpsc::channel::<SourceBatch>(capacity);
         let source_context = |name: &str| SourceContext {

@@ -28,7 +28,7 @@ use crate::dead_letter::DeadLetterWriter;
 use crate::detect::{Engine, EngineSettings};
 use crate::enrich::scan::Scanner;
 use crate::record::{AgentInfo, Alert, Output};
-use crate::sinks::{SinkBatch, SinkContext};
+use crate::sinks::SinkBatch;
 use crate::sources::kafka::{KafkaSourceConfig, PartitionOwner, StateMode, TopicPartition};
 use crate::sources::{SourceBatch, SourceConfig, SourceContext};
 use crate::telemetry::Metrics;
@@ -327,35 +327,13 @@ impl Pipeline {
             max_entities_per_rule: config.detect.max_entities_per_rule,
             evidence_sample: config.detect.evidence_sample,
         };
-        let capacity = config.agent.channel_capacity;
         let (own_alert_sender, own_alerts) = mpsc::channel(16);
-        let mut sink_senders = Vec::new();
-        let mut sink_handles = Vec::new();
-        for (name, sink) in config.effective_sinks() {
-            let (sender, receiver) = mpsc::channel(capacity);
-            let context = SinkContext {
-                name: Arc::from(name.as_str()),
-                metrics: Arc::clone(&metrics),
-                abort: shutdown.abort.clone(),
-                state_dir: config.agent.state_dir.clone(),
-                agent: agent.clone(),
-                deployment: Arc::from(config.agent.deployment_tag.as_str()),
-                alerts: Some(own_alert_sender.clone()),
-                outbound: Some(crate::sinks::file::Outbound {
-                    privacy: config.privacy.clone(),
-                    evidence: config.evidence.clone(),
-                }),
-            };
-            let task = sink
-                .build(context, receiver)
-                .map_err(|source| PipelineError::Sink {
-                    name: name.clone(),
-                    source,
-                })?;
-            metrics.set_sink_health(&name, crate::telemetry::SinkHealth::Healthy);
-            sink_senders.push(sender);
-            sink_handles.push((name, tokio::spawn(task)));
-        }
+        let (sink_senders, sink_tasks) =
+            super::build_sinks(&config, &metrics, &shutdown, &agent, &own_alert_sender)?;
+        let sink_handles: Vec<_> = sink_tasks
+            .into_iter()
+            .map(|(name, task)| (name, tokio::spawn(task)))
+            .collect();
         drop(own_alert_sender);
         let sources_done = tokio_util::sync::CancellationToken::new();
         let own_alerts_task = tokio::spawn(forward_own_alerts(
