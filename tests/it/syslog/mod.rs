@@ -314,7 +314,8 @@ async fn cef_payloads_parse_back() {
     let (header, ext) = parse_cef(&event.msg);
     assert_eq!((header[4].as_str(), header[6].as_str()), ("mcp_call", "1"));
     assert_eq!(ext["externalId"], "cef-0");
-    assert_eq!(ext["src"], "10.9.8.7");
+    // Masked to its /24 by default ([privacy] ip_mask).
+    assert_eq!(ext["src"], "10.9.8.0");
     assert_eq!(ext["rt"], "1795428000000");
     assert_eq!(ext["dhost"], "code-assistant");
 }
