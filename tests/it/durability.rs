@@ -283,10 +283,16 @@ breaker_cooldown = "300ms"
     wait_until(Duration::from_secs(30), "the queue to fill", || {
         metric(telemetry, "aiwarden_sink_queue_bytes") >= 1_048_576.0
     });
+    // The channels between the stages fill up behind the queue, then the reader stops.
+    wait_until(Duration::from_secs(60), "reading to pause", || {
+        let before = metric(telemetry, "aiwarden_lines_read_total");
+        std::thread::sleep(Duration::from_secs(1));
+        before == metric(telemetry, "aiwarden_lines_read_total")
+    });
     let read_then = metric(telemetry, "aiwarden_lines_read_total");
     std::thread::sleep(Duration::from_secs(2));
     let read_now = metric(telemetry, "aiwarden_lines_read_total");
-    assert_eq!(read_then, read_now, "reading is paused");
+    assert_eq!(read_then, read_now, "reading stays paused");
     assert!(read_now < 30_000.0, "{read_now} lines read");
     let queued = metric(telemetry, "aiwarden_sink_queue_bytes");
     assert!(
