@@ -90,7 +90,7 @@ records = "events"
 "#,
     );
     let mut child = agent.spawn();
-    wait_until(Duration::from_secs(10), "startup", || {
+    wait_until(Duration::from_secs(30), "startup", || {
         agent.log().contains("aiwarden started")
     });
     let sent = std::process::Command::new("kill")
@@ -98,12 +98,12 @@ records = "events"
         .status()
         .unwrap();
     assert!(sent.success());
-    wait_until(Duration::from_secs(10), "the reload message", || {
+    wait_until(Duration::from_secs(30), "the reload message", || {
         agent.log().contains("SIGHUP")
     });
     let line = record("after-hup", "2026-11-23T10:00:00Z", "u", "s", json!({})).to_string();
     std::fs::write(agent.path("in/a.jsonl"), line + "\n").unwrap();
-    wait_until(Duration::from_secs(10), "a line read after SIGHUP", || {
+    wait_until(Duration::from_secs(30), "a line read after SIGHUP", || {
         count_lines(&agent.path("out.jsonl")) >= 1
     });
     assert!(
@@ -329,11 +329,11 @@ fn rules_reload_on_change_keeping_state_and_a_broken_file_keeps_the_running_rule
         std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
     };
     let mut child = agent.spawn();
-    wait_until(Duration::from_secs(10), "startup", || {
+    wait_until(Duration::from_secs(30), "startup", || {
         agent.log().contains("aiwarden started")
     });
     append(calls(0, 40));
-    wait_until(Duration::from_secs(10), "40 calls", || {
+    wait_until(Duration::from_secs(30), "40 calls", || {
         count_lines(&agent.path("events.jsonl")) >= 40
     });
     // An override of another rule: mcp-volume is unchanged and must keep its 40 calls.
@@ -342,11 +342,11 @@ fn rules_reload_on_change_keeping_state_and_a_broken_file_keeps_the_running_rule
         "id = \"restricted-unauthorised\"\nenabled = false\n",
     )
     .unwrap();
-    wait_until(Duration::from_secs(10), "the reload", || {
+    wait_until(Duration::from_secs(30), "the reload", || {
         agent.log().contains("rules reloaded")
     });
     append(calls(40, 55));
-    wait_until(Duration::from_secs(10), "55 calls", || {
+    wait_until(Duration::from_secs(30), "55 calls", || {
         count_lines(&agent.path("events.jsonl")) >= 55
     });
     // A broken override: reported, and the running rules stay.
@@ -355,7 +355,7 @@ fn rules_reload_on_change_keeping_state_and_a_broken_file_keeps_the_running_rule
         "id = \"mcp-volume\"\nsuppress = 42\n",
     )
     .unwrap();
-    wait_until(Duration::from_secs(10), "the refusal", || {
+    wait_until(Duration::from_secs(30), "the refusal", || {
         agent.log().contains("do not load")
     });
     assert!(terminate(&mut child, Duration::from_secs(20)).success());
