@@ -10,54 +10,9 @@
 use std::io::Write;
 use std::path::Path;
 
-/// A small deterministic generator (no dependency, same stream every run).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-const WORDS: &[&str] = &[
-    "please",
-    "summarise",
-    "the",
-    "contract",
-    "clause",
-    "about",
-    "liability",
-    "and",
-    "payment",
-    "terms",
-    "for",
-    "our",
-    "customer",
-    "review",
-    "this",
-    "function",
-    "refactor",
-    "tests",
-    "query",
-    "quarterly",
-    "report",
-    "draft",
-    "email",
-    "to",
-    "team",
-    "explain",
-    "error",
-    "in",
-    "module",
-];
+#[path = "../../benches/common/corpus.rs"]
+mod corpus;
+use corpus::{Lcg, WORDS};
 
 const INTEGRATIONS: &[&str] = &[
     "jira",
