@@ -15,6 +15,7 @@ pub mod http;
 pub mod kafka;
 pub mod otlp;
 pub mod receiver;
+mod state_file;
 pub mod stdin;
 
 use crate::decode::Format;

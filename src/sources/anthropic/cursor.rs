@@ -17,8 +17,8 @@ use super::super::SourceError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// The version written to and accepted from the cursor file.
@@ -93,26 +93,7 @@ impl CursorStore {
     /// Write the cursor durably (temporary file, fsync, rename, fsync of the directory).
     pub(crate) fn persist(&mut self) -> Result<(), SourceError> {
         self.cursor.version = FORMAT_VERSION;
-        let io_error = |context: &str, error: io::Error| SourceError::Io {
-            context: format!("{context} {}", self.path.display()),
-            source: error,
-        };
-        let mut bytes = serde_json::to_vec_pretty(&self.cursor)
-            .map_err(|error| SourceError::Other(format!("serialising the cursor: {error}")))?;
-        bytes.push(b'\n');
-        let temporary = self.path.with_extension("json.tmp");
-        let mut file =
-            File::create(&temporary).map_err(|e| io_error("creating temporary cursor", e))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io_error("writing temporary cursor", e))?;
-        drop(file);
-        fs::rename(&temporary, &self.path).map_err(|e| io_error("replacing cursor", e))?;
-        if let Some(directory) = self.path.parent() {
-            File::open(directory)
-                .and_then(|directory| directory.sync_all())
-                .map_err(|e| io_error("syncing the directory of cursor", e))?;
-        }
+        crate::sources::state_file::write_json(&self.path, &self.cursor, "cursor", true)?;
         Ok(())
     }
 }

@@ -17,8 +17,8 @@ use super::super::SourceError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// The version written to and accepted from the checkpoint file.
@@ -146,32 +146,7 @@ impl CheckpointStore {
             version: FORMAT_VERSION,
             files: self.files.clone(),
         };
-        let io_error = |context: &str, source: io::Error| SourceError::Io {
-            context: format!("{context} {}", self.path.display()),
-            source,
-        };
-        let mut bytes = serde_json::to_vec_pretty(&document)
-            .map_err(|error| SourceError::Other(format!("serialising checkpoints: {error}")))?;
-        bytes.push(b'\n');
-        let temporary = self.path.with_extension("json.tmp");
-        let mut file =
-            File::create(&temporary).map_err(|e| io_error("creating temporary checkpoint", e))?;
-        file.write_all(&bytes)
-            .map_err(|e| io_error("writing temporary checkpoint", e))?;
-        if sync {
-            file.sync_all()
-                .map_err(|e| io_error("syncing temporary checkpoint", e))?;
-        }
-        drop(file);
-        fs::rename(&temporary, &self.path).map_err(|e| io_error("replacing checkpoint", e))?;
-        if sync {
-            if let Some(directory) = self.path.parent() {
-                // The rename is only durable once the directory entry is.
-                File::open(directory)
-                    .and_then(|directory| directory.sync_all())
-                    .map_err(|e| io_error("syncing the directory of checkpoint", e))?;
-            }
-        }
+        crate::sources::state_file::write_json(&self.path, &document, "checkpoint", sync)?;
         self.dirty = false;
         self.unsynced = !sync;
         Ok(())
