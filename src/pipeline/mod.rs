@@ -130,6 +130,7 @@ pub(crate) fn build_sinks(
             name: Arc::from(name.as_str()),
             metrics: Arc::clone(metrics),
             abort: shutdown.abort.clone(),
+            stop_intake: shutdown.intake.clone(),
             state_dir: config.agent.state_dir.clone(),
             agent: agent.clone(),
             deployment: Arc::from(config.agent.deployment_tag.as_str()),

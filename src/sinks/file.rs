@@ -150,6 +150,7 @@ pub fn build(
         transform,
         privacy: config.privacy(),
         evidence,
+        stop_on_broken_pipe: false,
     };
     Ok(writer.spawn(Some(first), open, context, batches))
 }
@@ -183,6 +184,9 @@ pub(crate) struct LineWriter {
     pub privacy: SinkPrivacy,
     /// The hash chain, when `[evidence]` is on (JSON only: readable text is not evidence).
     pub evidence: Option<SinkEvidence>,
+    /// A broken pipe means the reader is gone for good (`aiwarden demo | head`): stop the agent
+    /// instead of retrying. Only stdout sets it; a file that fails may come back.
+    pub stop_on_broken_pipe: bool,
 }
 
 /// The JSON object of an item, as `write_json_line` writes it.
@@ -376,6 +380,17 @@ impl LineWriter {
             })();
             match attempt {
                 Ok(()) => return true,
+                Err(error)
+                    if self.stop_on_broken_pipe
+                        && error.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    context
+                        .metrics
+                        .set_sink_health(&context.name, SinkHealth::Degraded(error.to_string()));
+                    tracing::error!(sink = %context.name, "Output closed by its reader; the agent stops (unwritten records stay unacknowledged and are read again at the next start).");
+                    context.stop_intake.cancel();
+                    return false;
+                }
                 Err(error) => {
                     context.metrics.sink_error(&context.name);
                     context
@@ -453,6 +468,7 @@ mod tests {
             name: Arc::from("local"),
             metrics: Arc::new(crate::telemetry::Metrics::new()),
             abort: tokio_util::sync::CancellationToken::new(),
+            stop_intake: tokio_util::sync::CancellationToken::new(),
             state_dir: dir.path().to_path_buf(),
             agent: crate::record::AgentInfo::local(Some("h")),
             deployment: Arc::from("d"),
@@ -479,6 +495,7 @@ mod tests {
             transform,
             privacy: SinkPrivacy::default(),
             evidence,
+            stop_on_broken_pipe: false,
         };
         let flaky = Flaky {
             written: Arc::new(Mutex::new(Vec::new())),

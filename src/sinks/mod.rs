@@ -94,6 +94,9 @@ pub struct SinkContext {
     pub metrics: Arc<Metrics>,
     /// Cancelled when the grace period is over: stop retrying and give up unacknowledged.
     pub abort: CancellationToken,
+    /// The agent's intake signal: a sink that can never deliver again (stdout whose reader went
+    /// away) cancels it so the agent drains and stops instead of retrying forever.
+    pub stop_intake: CancellationToken,
     /// The agent's state directory; records a SIEM rejected permanently go to
     /// `dead_letter/<sink name>.jsonl` under it.
     pub state_dir: std::path::PathBuf,

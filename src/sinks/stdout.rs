@@ -92,6 +92,7 @@ pub fn build(
         privacy: config.privacy(),
         // Readable text is for people, not evidence.
         evidence: evidence.filter(|_| !text),
+        stop_on_broken_pipe: true,
     };
     Ok(writer.spawn(
         Some(std::io::stdout()),

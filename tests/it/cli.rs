@@ -209,3 +209,37 @@ auth = { strategy = "api_key", api_key = { env = "AIWARDEN_TEST_ES_KEY" } }
         "where the secret comes from is shown: {all}"
     );
 }
+
+#[test]
+fn demo_into_a_reader_that_goes_away_stops_instead_of_retrying() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(binary())
+        .args(["demo", "--json", "--events"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with('{'), "{first}");
+    // The reader is dropped here, like `head -1` exiting: the next write gets a broken pipe.
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the agent kept retrying a closed stdout");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(log.contains("Output closed by its reader"), "{log}");
+    assert!(!log.contains("retrying"), "{log}");
+}

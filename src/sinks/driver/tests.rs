@@ -97,6 +97,7 @@ fn start_with(
         alerts: Some(alert_sender),
         outbound: None,
         abort: abort.clone(),
+        stop_intake: CancellationToken::new(),
         state_dir: dir.path().to_path_buf(),
         agent: crate::record::AgentInfo::local(Some("test-host")),
         deployment: Arc::from("test"),
