@@ -26,6 +26,7 @@ getent passwd aiwarden >/dev/null || fail "no aiwarden user"
 [ "$(stat -c %a /etc/aiwarden/aiwarden.toml)" = "640" ] || fail "config mode"
 grep -qx /etc/aiwarden/aiwarden.toml /var/lib/dpkg/info/aiwarden.conffiles || fail "config not a conffile"
 ls /usr/share/aiwarden/rules/mcp-volume.toml >/dev/null
+ls /usr/share/aiwarden/connectors/sentinel/azuredeploy.json >/dev/null
 unit=/usr/lib/systemd/system/aiwarden.service
 [ -f "$unit" ] || unit=/lib/systemd/system/aiwarden.service
 systemd-analyze verify "$unit"
@@ -37,7 +38,8 @@ awk -v e="$exposure" 'BEGIN { exit !(e < 2.0) }' || fail "exposure $exposure is 
 echo "== inspect $rpm_file"
 rpm -qip "$rpm_file" >/dev/null
 files=$(rpm -qlp "$rpm_file")
-for f in /usr/bin/aiwarden /etc/aiwarden/aiwarden.toml /usr/lib/systemd/system/aiwarden.service /usr/share/aiwarden/rules/mcp-volume.toml; do
+for f in /usr/bin/aiwarden /etc/aiwarden/aiwarden.toml /usr/lib/systemd/system/aiwarden.service /usr/share/aiwarden/rules/mcp-volume.toml \
+  /usr/share/aiwarden/connectors/sentinel/azuredeploy.json /usr/share/aiwarden/connectors/elastic/README.md; do
   grep -qx "$f" <<<"$files" || fail "rpm lacks $f"
 done
 rpm -qcp "$rpm_file" | grep -qx /etc/aiwarden/aiwarden.toml || fail "rpm config not marked"
