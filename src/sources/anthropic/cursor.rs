@@ -13,16 +13,12 @@
 //! or report poll, so the fsync is cheap), so a crash leaves the old or the new cursor, never a
 //! torn one.
 
+use super::super::state_file::{self, FORMAT_VERSION};
 use super::super::SourceError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
-
-/// The version written to and accepted from the cursor file.
-const FORMAT_VERSION: u32 = 1;
 
 /// The on-disk document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -63,25 +59,17 @@ pub(crate) struct CursorStore {
 impl CursorStore {
     /// Load the cursor of `source`; a missing file is a first start, an unusable one an error.
     pub(crate) fn load(state_dir: &Path, source: &str) -> Result<CursorStore, SourceError> {
-        let directory = state_dir.join("checkpoints");
-        fs::create_dir_all(&directory).map_err(|error| SourceError::Io {
-            context: format!("creating checkpoint directory {}", directory.display()),
-            source: error,
-        })?;
-        let path = directory.join(format!("{}.json", file_name_for(source)));
-        let cursor = match fs::read(&path) {
-            Ok(bytes) => parse(&path, &bytes)?,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Cursor {
-                version: FORMAT_VERSION,
-                ..Cursor::default()
-            },
-            Err(error) => {
-                return Err(SourceError::Io {
-                    context: format!("reading cursor file {}", path.display()),
-                    source: error,
-                })
-            }
-        };
+        let path = state_file::path_for(state_dir, source)?;
+        let cursor = state_file::read_json(
+            &path,
+            "cursor",
+            "removing it starts again from `start_at`",
+            |cursor: &Cursor| cursor.version,
+        )?
+        .unwrap_or(Cursor {
+            version: FORMAT_VERSION,
+            ..Cursor::default()
+        });
         Ok(CursorStore { path, cursor })
     }
 
@@ -93,49 +81,7 @@ impl CursorStore {
     /// Write the cursor durably (temporary file, fsync, rename, fsync of the directory).
     pub(crate) fn persist(&mut self) -> Result<(), SourceError> {
         self.cursor.version = FORMAT_VERSION;
-        crate::sources::state_file::write_json(&self.path, &self.cursor, "cursor", true)?;
+        state_file::write_json(&self.path, &self.cursor, "cursor", true)?;
         Ok(())
-    }
-}
-
-fn parse(path: &Path, bytes: &[u8]) -> Result<Cursor, SourceError> {
-    let corrupt = |reason: String| {
-        tracing::error!(
-            path = %path.display(),
-            %reason,
-            "The cursor file is corrupt; fix or remove it (removing starts again from `start_at`)."
-        );
-        SourceError::Checkpoint {
-            path: path.to_path_buf(),
-            reason,
-        }
-    };
-    let cursor: Cursor = serde_json::from_slice(bytes)
-        .map_err(|error| corrupt(format!("not a valid cursor document: {error}")))?;
-    if cursor.version != FORMAT_VERSION {
-        return Err(corrupt(format!(
-            "unsupported version {} (expected {FORMAT_VERSION})",
-            cursor.version
-        )));
-    }
-    Ok(cursor)
-}
-
-/// A file name for a source name: anything but `[A-Za-z0-9._-]` becomes `_` (as file sources do).
-fn file_name_for(source: &str) -> String {
-    let name: String = source
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if name.is_empty() || name.starts_with('.') {
-        format!("_{name}")
-    } else {
-        name
     }
 }

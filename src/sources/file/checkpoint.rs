@@ -13,16 +13,12 @@
 //! and at shutdown): a process crash loses nothing that was renamed, a power loss may roll back
 //! to the last synced state, which only re-reads lines, never skips them.
 
+use super::super::state_file::{self, FORMAT_VERSION};
 use super::super::SourceError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
-
-/// The version written to and accepted from the checkpoint file.
-const FORMAT_VERSION: u32 = 1;
 
 /// Entries for identities not seen for this long are dropped.
 const PRUNE_AFTER: chrono::TimeDelta = chrono::TimeDelta::days(7);
@@ -64,22 +60,15 @@ pub(crate) struct CheckpointStore {
 impl CheckpointStore {
     /// Load the checkpoints of `source`; a missing file is empty, an unusable one is an error.
     pub(crate) fn load(state_dir: &Path, source: &str) -> Result<Self, SourceError> {
-        let directory = state_dir.join("checkpoints");
-        fs::create_dir_all(&directory).map_err(|source| SourceError::Io {
-            context: format!("creating checkpoint directory {}", directory.display()),
-            source,
-        })?;
-        let path = directory.join(format!("{}.json", file_name_for(source)));
-        let files = match fs::read(&path) {
-            Ok(bytes) => parse(&path, &bytes)?,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(source) => {
-                return Err(SourceError::Io {
-                    context: format!("reading checkpoint file {}", path.display()),
-                    source,
-                })
-            }
-        };
+        let path = state_file::path_for(state_dir, source)?;
+        let files = state_file::read_json(
+            &path,
+            "checkpoint",
+            "removing it re-reads files per `start_at`",
+            |document: &CheckpointFile| document.version,
+        )?
+        .map(|document| document.files)
+        .unwrap_or_default();
         tracing::debug!(path = %path.display(), entries = files.len(), "Loaded file checkpoints.");
         Ok(CheckpointStore {
             path,
@@ -146,52 +135,10 @@ impl CheckpointStore {
             version: FORMAT_VERSION,
             files: self.files.clone(),
         };
-        crate::sources::state_file::write_json(&self.path, &document, "checkpoint", sync)?;
+        state_file::write_json(&self.path, &document, "checkpoint", sync)?;
         self.dirty = false;
         self.unsynced = !sync;
         Ok(())
-    }
-}
-
-fn parse(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Entry>, SourceError> {
-    let corrupt = |reason: String| {
-        tracing::error!(
-            path = %path.display(),
-            %reason,
-            "The checkpoint file is corrupt; fix or remove it (removing re-reads files per `start_at`)."
-        );
-        SourceError::Checkpoint {
-            path: path.to_path_buf(),
-            reason,
-        }
-    };
-    let document: CheckpointFile = serde_json::from_slice(bytes)
-        .map_err(|error| corrupt(format!("not a valid checkpoint document: {error}")))?;
-    if document.version != FORMAT_VERSION {
-        return Err(corrupt(format!(
-            "unsupported version {} (expected {FORMAT_VERSION})",
-            document.version
-        )));
-    }
-    Ok(document.files)
-}
-
-/// A file name for a source name: anything but `[A-Za-z0-9._-]` becomes `_`.
-fn file_name_for(source: &str) -> String {
-    let name: String = source
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if name.is_empty() || name.starts_with('.') {
-        format!("_{name}")
-    } else {
-        name
     }
 }
 
@@ -223,7 +170,10 @@ mod tests {
 
     #[test]
     fn rejects_an_unknown_version() {
-        let result = parse(Path::new("x.json"), br#"{"version":2,"files":{}}"#);
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_file::path_for(dir.path(), "a").unwrap();
+        std::fs::write(&path, br#"{"version":2,"files":{}}"#).unwrap();
+        let result = CheckpointStore::load(dir.path(), "a");
         assert!(matches!(result, Err(SourceError::Checkpoint { .. })));
     }
 }
