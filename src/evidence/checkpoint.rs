@@ -170,6 +170,16 @@ impl CheckpointClock {
                 || now.duration_since(self.last) >= self.policy.every)
     }
 
+    /// How long until a checkpoint of `chain` is due by time alone; `None` while nothing was
+    /// stamped since the last one (a quiet chain needs no new signature).
+    pub fn due_in(&self, chain: &Chain, now: Instant) -> Option<Duration> {
+        (chain.since_checkpoint > 0).then(|| {
+            self.policy
+                .every
+                .saturating_sub(now.duration_since(self.last))
+        })
+    }
+
     /// The configured time between checkpoints.
     pub fn interval(&self) -> Duration {
         self.policy.every

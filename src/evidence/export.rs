@@ -4,7 +4,12 @@
 //! Accepted, per file (detected from the content, not the name, except `.csv`):
 //! - JSON lines: aiwarden's own file sink; Splunk `-output rawdata` (`_raw` lines); Splunk
 //!   `-output json` / REST `export` (`{"result":{"_raw":"…"}}` per line); Elasticsearch hits
-//!   one per line (`{"_source":{…}}`, e.g. from elasticdump); Sentinel rows.
+//!   one per line (`{"_source":{…}}`, e.g. from elasticdump); Sentinel rows; a Kafka topic
+//!   dumped one value per line (`kcat -C -e`, `kafka-console-consumer`) or as `kcat -J`
+//!   envelopes (`{"topic","partition","offset","key","payload":"…"}`).
+//! - Syslog files: a line whose text ends in a JSON object after a header of any template
+//!   (rsyslog's `RSYSLOG_FileFormat`, `RSYSLOG_SyslogProtocol23Format`, a custom one): the JSON
+//!   MSG is the record.
 //! - One JSON document: an array of any of those; an Elasticsearch `_search` response
 //!   (`hits.hits[]._source`); a Log Analytics query response (`tables[].columns` + `rows`); a
 //!   Splunk REST `results` answer.
@@ -66,10 +71,34 @@ pub fn read_json(text: &str, name: &str) -> ExportRead {
         let origin = format!("{name}:{}", index + 1);
         match serde_json::from_str::<Value>(line) {
             Ok(value) => collect(value, &origin, &mut read, 0),
-            Err(error) => read.unreadable.push(format!("{origin}: {error}")),
+            Err(error) => match trailing_object(line) {
+                Some(object) => collect(object, &origin, &mut read, 0),
+                None => read.unreadable.push(format!("{origin}: {error}")),
+            },
         }
     }
     read
+}
+
+/// Most `{` of a line tried as the start of its trailing JSON object (a syslog header with
+/// braces in its structured data needs a few; a line of garbage must not cost quadratic time).
+const TRAILING_OBJECT_TRIES: usize = 16;
+
+/// The JSON object a line ends with, after a header that is not JSON (a syslog line): the
+/// leftmost `{` from which the rest of the line is one JSON object.
+fn trailing_object(line: &str) -> Option<Value> {
+    let line = line.trim_end();
+    if !line.ends_with('}') {
+        return None;
+    }
+    line.match_indices('{')
+        .take(TRAILING_OBJECT_TRIES)
+        .find_map(
+            |(start, _)| match serde_json::from_str::<Value>(&line[start..]) {
+                Ok(object @ Value::Object(_)) => Some(object),
+                _ => None,
+            },
+        )
 }
 
 /// A whole-file document holding many records (rather than one record on one line).
@@ -123,6 +152,21 @@ fn collect(value: Value, origin: &str, read: &mut ExportRead, depth: usize) {
             }
             if let Some(source) = map.remove("_source").filter(Value::is_object) {
                 return collect(source, origin, read, depth + 1);
+            }
+            // `kcat -J`: the message value as JSON text in `payload`.
+            if map.contains_key("topic") && map.contains_key("offset") {
+                if let Some(Value::String(payload)) = map.get("payload") {
+                    match serde_json::from_str::<Value>(payload) {
+                        Ok(parsed @ Value::Object(_)) => {
+                            return collect(parsed, origin, read, depth + 1)
+                        }
+                        _ => {
+                            read.unreadable
+                                .push(format!("{origin}: payload is not a JSON object"));
+                            return;
+                        }
+                    }
+                }
             }
             if let Some(Value::String(raw)) = map.get("_raw") {
                 match serde_json::from_str::<Value>(raw) {

@@ -205,6 +205,12 @@ impl SinkEvidence {
         self.clock.interval()
     }
 
+    /// How long until the next checkpoint is due by time (`None`: nothing to sign), so a quiet
+    /// stream's last records are signed `checkpoint_interval` after the previous checkpoint.
+    pub fn next_checkpoint_in(&self, now: Instant) -> Option<Duration> {
+        self.clock.due_in(&self.chain, now)
+    }
+
     /// The chain (to recover it or read its head).
     pub fn chain_mut(&mut self) -> &mut Chain {
         &mut self.chain
@@ -272,3 +278,5 @@ impl SinkEvidence {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_encoded;

@@ -8,6 +8,11 @@
 //! here. The canonical name is the one in the canonical JSON (what Splunk receives as the event
 //! body, what rules name); Elastic names are ECS paths in the `_bulk` documents; Sentinel names
 //! are the columns of `AIWardenEvents_CL` / `AIWardenAlerts_CL`.
+//!
+//! With `[evidence]` on, every record also carries its chain stamp ([`CHAIN_FIELDS`], listed in
+//! both record lists), and each sink sends checkpoint records ([`CHECKPOINT_FIELDS`]): Splunk
+//! sourcetype `aiwarden:checkpoint`, the Elastic events data stream, and both Sentinel tables
+//! (each stream has its own chain).
 
 use super::fields;
 
@@ -129,6 +134,90 @@ const fn passed(
 }
 
 use FieldKind::{Boolean, Date, Double, Ip, Keyword, KeywordList, Long, Object, Text};
+
+/// The evidence-chain stamp (`evidence::Stamp`): `chain` in Splunk's event JSON (and the JSON of
+/// file, syslog and Kafka records), `aiwarden.chain` in Elastic documents, the dynamic `Chain`
+/// column in Sentinel rows.
+pub const CHAIN_FIELDS: &[CatalogueField] = &[
+    CHAIN,
+    CHAIN_VERSION,
+    CHAIN_AGENT_ID,
+    CHAIN_SINK,
+    CHAIN_SEQ,
+    CHAIN_PREV_HASH,
+    CHAIN_HASH,
+];
+const CHAIN: CatalogueField = only(Object, None, Some("Chain"));
+const CHAIN_VERSION: CatalogueField = both("chain.v", Long, "aiwarden.chain.v", "Chain.v");
+const CHAIN_AGENT_ID: CatalogueField = both(
+    "chain.agent_id",
+    Keyword,
+    "aiwarden.chain.agent_id",
+    "Chain.agent_id",
+);
+const CHAIN_SINK: CatalogueField = both("chain.sink", Keyword, "aiwarden.chain.sink", "Chain.sink");
+const CHAIN_SEQ: CatalogueField = both("chain.seq", Long, "aiwarden.chain.seq", "Chain.seq");
+const CHAIN_PREV_HASH: CatalogueField = both(
+    "chain.prev_hash",
+    Keyword,
+    "aiwarden.chain.prev_hash",
+    "Chain.prev_hash",
+);
+const CHAIN_HASH: CatalogueField = both("chain.hash", Keyword, "aiwarden.chain.hash", "Chain.hash");
+
+/// Fields of a signed checkpoint record (`evidence::CheckpointBody` and where it sits), besides
+/// its own chain stamp: Splunk sourcetype `aiwarden:checkpoint`, the Elastic events data stream,
+/// a row of either Sentinel table.
+pub const CHECKPOINT_FIELDS: &[CatalogueField] = &[
+    both("record_type", Keyword, "aiwarden.record_type", "RecordType"),
+    both("timestamp", Date, "@timestamp", "TimeGenerated"),
+    both(
+        "checkpoint.agent_id",
+        Keyword,
+        "aiwarden.checkpoint.agent_id",
+        "Checkpoint.agent_id",
+    ),
+    both(
+        "checkpoint.sink",
+        Keyword,
+        "aiwarden.checkpoint.sink",
+        "Checkpoint.sink",
+    ),
+    both(
+        "checkpoint.head_seq",
+        Long,
+        "aiwarden.checkpoint.head_seq",
+        "Checkpoint.head_seq",
+    ),
+    both(
+        "checkpoint.head_hash",
+        Keyword,
+        "aiwarden.checkpoint.head_hash",
+        "Checkpoint.head_hash",
+    ),
+    both(
+        "checkpoint.created",
+        Date,
+        "aiwarden.checkpoint.created",
+        "Checkpoint.created",
+    ),
+    both(
+        "checkpoint.key_id",
+        Keyword,
+        "aiwarden.checkpoint.key_id",
+        "Checkpoint.key_id",
+    ),
+    both(
+        "checkpoint.signature",
+        Keyword,
+        "aiwarden.checkpoint.signature",
+        "Checkpoint.signature",
+    ),
+    only(Object, None, Some("Checkpoint")),
+    only(Keyword, Some("event.kind"), None),
+    only(Keyword, Some("event.action"), None),
+    only(Keyword, Some("event.dataset"), None),
+];
 
 /// Fields of a normalised audit event (`aiwarden:event`, `logs-aiwarden.events-*`,
 /// `AIWardenEvents_CL`).
@@ -307,6 +396,13 @@ pub const EVENT_FIELDS: &[CatalogueField] = &[
     only(Long, Some("gen_ai.usage.input_tokens"), None),
     only(Long, Some("gen_ai.usage.output_tokens"), None),
     only(Keyword, Some("gen_ai.tool.name"), None),
+    CHAIN,
+    CHAIN_VERSION,
+    CHAIN_AGENT_ID,
+    CHAIN_SINK,
+    CHAIN_SEQ,
+    CHAIN_PREV_HASH,
+    CHAIN_HASH,
 ];
 
 /// Fields of an alert (`aiwarden:alert`, `logs-aiwarden.alerts-*`, `AIWardenAlerts_CL`).
@@ -386,6 +482,13 @@ pub const ALERT_FIELDS: &[CatalogueField] = &[
     only(Text, Some("rule.description"), None),
     only(Keyword, Some("agent.type"), None),
     only(KeywordList, Some("related.user"), None),
+    CHAIN,
+    CHAIN_VERSION,
+    CHAIN_AGENT_ID,
+    CHAIN_SINK,
+    CHAIN_SEQ,
+    CHAIN_PREV_HASH,
+    CHAIN_HASH,
 ];
 
 /// Indexed fields the Splunk sink sends beside the event body (HEC `fields`), by sourcetype.
@@ -401,11 +504,12 @@ pub fn event_field(canonical: &str) -> Option<&'static CatalogueField> {
         .find(|field| field.canonical == Some(canonical))
 }
 
-/// Every name `siem` knows for events and alerts, with its type.
+/// Every name `siem` knows for events, alerts and checkpoints, with its type.
 pub fn names_in(siem: Siem) -> impl Iterator<Item = (&'static str, FieldKind)> {
     EVENT_FIELDS
         .iter()
         .chain(ALERT_FIELDS)
+        .chain(CHECKPOINT_FIELDS)
         .filter_map(move |field| field.name_in(siem).map(|name| (name, field.kind)))
 }
 
@@ -431,13 +535,36 @@ mod tests {
 
     #[test]
     fn a_name_means_one_field_per_siem_and_record() {
-        for (record, list) in [("event", EVENT_FIELDS), ("alert", ALERT_FIELDS)] {
+        for (record, list) in [
+            ("event", EVENT_FIELDS),
+            ("alert", ALERT_FIELDS),
+            ("checkpoint", CHECKPOINT_FIELDS),
+        ] {
             for siem in [Siem::Splunk, Siem::Elastic, Siem::Sentinel] {
                 let mut names: Vec<&str> = list.iter().filter_map(|f| f.name_in(siem)).collect();
                 let all = names.len();
                 names.sort_unstable();
                 names.dedup();
                 assert_eq!(names.len(), all, "{record} {siem:?} has a duplicate name");
+            }
+        }
+    }
+
+    #[test]
+    fn every_record_list_carries_the_whole_chain_stamp() {
+        for list in [EVENT_FIELDS, ALERT_FIELDS] {
+            for field in CHAIN_FIELDS {
+                assert!(list.contains(field), "{field:?}");
+            }
+        }
+        // A name two lists share means the same thing in both.
+        for siem in [Siem::Splunk, Siem::Elastic, Siem::Sentinel] {
+            for a in EVENT_FIELDS.iter().chain(ALERT_FIELDS) {
+                for b in CHECKPOINT_FIELDS {
+                    if a.name_in(siem).is_some() && a.name_in(siem) == b.name_in(siem) {
+                        assert_eq!(a.kind, b.kind, "{siem:?} {:?}", a.name_in(siem));
+                    }
+                }
             }
         }
     }

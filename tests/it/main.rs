@@ -22,3 +22,4 @@ mod syslog;
 mod telemetry;
 mod util;
 mod verify;
+mod verify_network;

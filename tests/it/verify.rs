@@ -1,6 +1,7 @@
 //! The evidence chain end to end with the real binary: keys made by `keygen`, an agent run twice
 //! (a restart) writing pseudonymised, stamped records, and `verify` over the output as each SIEM
-//! would export it, untouched and tampered with.
+//! would export it, untouched and tampered with. The other network sinks are in
+//! `verify_network.rs`.
 
 use crate::util::{binary, read_json_lines, record, AgentDir};
 use serde_json::{json, Value};
@@ -26,11 +27,11 @@ signing_key_file = "{dir}/checkpoint.key"
 checkpoint_every = 40
 "#;
 
-fn aiwarden(args: &[&str]) -> Output {
+pub(crate) fn aiwarden(args: &[&str]) -> Output {
     Command::new(binary()).args(args).output().unwrap()
 }
 
-fn run_agent(agent: &AgentDir, records: &[Value]) {
+pub(crate) fn run_agent(agent: &AgentDir, records: &[Value]) {
     let mut child = Command::new(binary())
         .args(["run", "--config"])
         .arg(agent.path("aiwarden.toml"))
@@ -53,7 +54,7 @@ fn run_agent(agent: &AgentDir, records: &[Value]) {
     );
 }
 
-fn events(from: usize, to: usize) -> Vec<Value> {
+pub(crate) fn events(from: usize, to: usize) -> Vec<Value> {
     (from..to)
         .map(|n| {
             record(
@@ -89,7 +90,7 @@ fn evidence_run() -> AgentDir {
     agent
 }
 
-fn verify(agent: &AgentDir, file: &Path, extra: &[&str]) -> (i32, String) {
+pub(crate) fn verify(agent: &AgentDir, file: &Path, extra: &[&str]) -> (i32, String) {
     let public = agent.path("checkpoint.key.pub");
     let mut args = vec![
         "verify",
@@ -106,7 +107,7 @@ fn verify(agent: &AgentDir, file: &Path, extra: &[&str]) -> (i32, String) {
     )
 }
 
-fn write(path: &Path, lines: &[Value]) {
+pub(crate) fn write(path: &Path, lines: &[Value]) {
     let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
     std::fs::write(path, text).unwrap();
 }

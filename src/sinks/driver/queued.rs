@@ -15,13 +15,14 @@ use crate::evidence::SinkEvidence;
 use crate::queue::{Append, Damaged, DiskQueue, ReadItem, Reader, RecordKind, WhenFull, Writer};
 use crate::record::{Alert, AlertEntity, Evidence, Output, Severity};
 use crate::sinks::{SinkBatch, SinkError};
-use crate::telemetry::SinkHealth;
+use crate::telemetry::{Metrics, SinkHealth};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Most source batches appended (and fsync'd) together.
 const GROUP_COMMIT: usize = 64;
@@ -75,10 +76,12 @@ fn kind(item: &Output) -> RecordKind {
     }
 }
 
-/// Append what the pipeline hands over; acknowledge each batch once it is on disk.
+/// Append what the pipeline hands over; acknowledge each batch once it is on disk. With the
+/// evidence chain on, a stream that goes quiet after records were stamped gets its signed
+/// checkpoint `checkpoint_interval` after the previous one, not only with the next record.
 async fn intake<S: Service>(
     shared: Arc<Shared<S>>,
-    mut writer: Writer,
+    writer: Writer,
     queue: Arc<DiskQueue>,
     mut batches: mpsc::Receiver<SinkBatch>,
     closed: Arc<AtomicBool>,
@@ -89,14 +92,37 @@ async fn intake<S: Service>(
     let abort = shared.context.abort.clone();
     let metrics = Arc::clone(&shared.context.metrics);
     let labels = || vec![("queue", queue_name.clone())];
-    // The queue's own health entry, so that delivery's verdicts do not hide a full disk.
-    let health_key = format!("{queue_name} queue");
+    let mut appender = Appender {
+        writer,
+        sink: Arc::clone(&name),
+        queue_name: queue_name.clone(),
+        abort: abort.clone(),
+        metrics: Arc::clone(&metrics),
+        // The queue's own health entry, so that delivery's verdicts do not hide a full disk.
+        health_key: format!("{queue_name} queue"),
+        failing_since: None,
+        reminded: None,
+    };
     let mut full = false;
-    let mut failing_since: Option<Instant> = None;
-    let mut reminded: Option<Instant> = None;
     let mut encoded: Vec<u8> = Vec::new();
     let mut scratch: Vec<u8> = Vec::new();
-    'intake: while let Some(first) = batches.recv().await {
+    'intake: loop {
+        let quiet_for = evidence
+            .as_ref()
+            .and_then(|(chain, _)| chain.next_checkpoint_in(std::time::Instant::now()));
+        let received = match quiet_for {
+            None => batches.recv().await,
+            Some(wait) => tokio::select! {
+                batch = batches.recv() => batch,
+                _ = tokio::time::sleep(wait) => {
+                    if !queue_checkpoint(&shared, &mut appender, evidence.as_mut(), false).await {
+                        break 'intake;
+                    }
+                    continue 'intake;
+                }
+            },
+        };
+        let Some(first) = received else { break };
         let mut records_in_group = first.items.len();
         let mut group = vec![first];
         while group.len() < GROUP_COMMIT && records_in_group < GROUP_RECORDS {
@@ -200,36 +226,8 @@ async fn intake<S: Service>(
                 body: &encoded[range.clone()],
             })
             .collect();
-        let mut delay = Duration::from_millis(250);
-        loop {
-            match writer.append(&appends) {
-                Ok(()) => {
-                    if let Some(since) = failing_since.take() {
-                        reminded = None;
-                        tracing::info!(sink = %name, queue = %queue_name, paused_s = since.elapsed().as_secs(), "The queue is writable again; intake resumed.");
-                        metrics.set_sink_health(&health_key, SinkHealth::Healthy);
-                    }
-                    break;
-                }
-                Err(error) => {
-                    metrics.add_counter("sink_queue_write_errors_total", labels(), 1);
-                    // Loud, but once a minute rather than at every retry.
-                    if reminded.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-                        reminded = Some(Instant::now());
-                        tracing::error!(sink = %name, queue = %queue_name, %error, disk_full = error.is_disk_full(), "Cannot write to the queue: intake is paused and sources wait; nothing already acknowledged is lost. Free space in the state directory.");
-                    }
-                    failing_since.get_or_insert_with(Instant::now);
-                    metrics.set_sink_health(
-                        &health_key,
-                        SinkHealth::Failing(format!("cannot write to the queue: {error}")),
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = abort.cancelled() => break 'intake,
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
+        if !appender.append(&appends).await {
+            break 'intake;
         }
         drop(appends);
         drop(records);
@@ -240,24 +238,101 @@ async fn intake<S: Service>(
         publish(&shared, &queue);
     }
     // A clean stop signs the chain head, so the last records are proven too.
-    if let Some((chain, shape)) = evidence.as_mut().filter(|_| !abort.is_cancelled()) {
-        if let Some((stamp, checkpoint)) = checkpoint_encoded(chain, shape, true) {
-            let id = format!("checkpoint-{}", stamp.seq);
-            let append = [Append {
-                kind: RecordKind::Event,
-                id: &id,
-                body: &checkpoint,
-            }];
-            match writer.append(&append) {
-                Ok(()) => persist_chain(&shared, evidence.as_ref()),
+    if !abort.is_cancelled() {
+        queue_checkpoint(&shared, &mut appender, evidence.as_mut(), true).await;
+    }
+    closed.store(true, Ordering::Release);
+    queue.wake();
+}
+
+/// Queue a signed checkpoint of the chain head when one is due (`force`: whenever anything
+/// was stamped since the last one), and persist the head once it is on disk. False when the
+/// agent aborted while the queue could not be written (the head is then not persisted: the
+/// next start resumes from the queue).
+async fn queue_checkpoint<S: Service>(
+    shared: &Shared<S>,
+    appender: &mut Appender,
+    evidence: Option<&mut (SinkEvidence, EncodedShape)>,
+    force: bool,
+) -> bool {
+    let Some((chain, shape)) = evidence else {
+        return true;
+    };
+    let Some((stamp, checkpoint)) = checkpoint_encoded(chain, shape, force) else {
+        return true;
+    };
+    let id = format!("checkpoint-{}", stamp.seq);
+    let append = [Append {
+        kind: RecordKind::Event,
+        id: &id,
+        body: &checkpoint,
+    }];
+    if !appender.append(&append).await {
+        return false;
+    }
+    if let Err(error) = chain.persist() {
+        tracing::warn!(sink = %shared.context.name, %error, "Cannot save the evidence chain head.");
+    }
+    true
+}
+
+/// Appends to the disk queue, retrying a failing disk (with the queue's health and a reminder
+/// a minute) until it takes the records or the agent aborts.
+struct Appender {
+    writer: Writer,
+    sink: Arc<str>,
+    queue_name: String,
+    abort: CancellationToken,
+    metrics: Arc<Metrics>,
+    health_key: String,
+    failing_since: Option<Instant>,
+    reminded: Option<Instant>,
+}
+
+impl Appender {
+    /// Append `appends` as one write; false when the agent aborted first.
+    async fn append(&mut self, appends: &[Append<'_>]) -> bool {
+        let (name, queue_name) = (&self.sink, &self.queue_name);
+        let mut delay = Duration::from_millis(250);
+        loop {
+            match self.writer.append(appends) {
+                Ok(()) => {
+                    if let Some(since) = self.failing_since.take() {
+                        self.reminded = None;
+                        tracing::info!(sink = %name, queue = %queue_name, paused_s = since.elapsed().as_secs(), "The queue is writable again; intake resumed.");
+                        self.metrics
+                            .set_sink_health(&self.health_key, SinkHealth::Healthy);
+                    }
+                    return true;
+                }
                 Err(error) => {
-                    tracing::warn!(sink = %name, %error, "Cannot queue the final evidence checkpoint; the next start signs the head.")
+                    self.metrics.add_counter(
+                        "sink_queue_write_errors_total",
+                        vec![("queue", queue_name.clone())],
+                        1,
+                    );
+                    // Loud, but once a minute rather than at every retry.
+                    if self
+                        .reminded
+                        .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
+                    {
+                        self.reminded = Some(Instant::now());
+                        tracing::error!(sink = %name, queue = %queue_name, %error, disk_full = error.is_disk_full(), "Cannot write to the queue: intake is paused and sources wait; nothing already acknowledged is lost. Free space in the state directory.");
+                    }
+                    self.failing_since.get_or_insert_with(Instant::now);
+                    self.metrics.set_sink_health(
+                        &self.health_key,
+                        SinkHealth::Failing(format!("cannot write to the queue: {error}")),
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.abort.cancelled() => return false,
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
         }
     }
-    closed.store(true, Ordering::Release);
-    queue.wake();
 }
 
 /// Read the queue in order and hand records to delivery tasks until intake has closed and

@@ -9,6 +9,10 @@
 //! settings replaced it upstream), so Kafka's default partitioner puts all of one user's records
 //! in one partition and one detector member sees all of them. An alert is keyed by its user when
 //! it has one, else by its entity.
+//!
+//! With `[evidence]` on, the driver stamps the JSON of each frame (`chain`) and adds signed
+//! checkpoint frames (`record_type = "aiwarden_checkpoint"`, kind `e`, keyed by the agent id):
+//! the JSON value of every message is what `aiwarden verify` checks in a topic dump.
 
 use crate::record::Output;
 use crate::sinks::write_json_line;

@@ -35,6 +35,10 @@ impl Service for KafkaService {
         Ok(())
     }
 
+    fn evidence_shape(&self) -> Option<crate::evidence::encoded::EncodedShape> {
+        Some(crate::evidence::encoded::EncodedShape::KafkaFrame)
+    }
+
     async fn send(&self, body: Bytes, _gzip: bool, count: usize) -> Classified {
         KafkaService::send(self, &body, count).await
     }

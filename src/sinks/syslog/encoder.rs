@@ -5,6 +5,7 @@
 
 use super::cef;
 use super::config::{Facility, PayloadFormat};
+use crate::evidence::encoded::EncodedShape;
 use crate::record::{Output, RecordView, Severity};
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use std::io::Write;
@@ -63,6 +64,22 @@ impl MessageSettings {
     /// The HOSTNAME written (also CEF's host).
     pub fn hostname(&self) -> &str {
         &self.hostname
+    }
+
+    /// How the evidence chain finds the JSON in these messages and writes checkpoint messages
+    /// with the same header; `None` for CEF, whose payload has no place for a stamp.
+    pub fn evidence_shape(&self) -> Option<EncodedShape> {
+        match self.format {
+            PayloadFormat::Json => Some(EncodedShape::SyslogJson {
+                pri: pri(self.facility, EVENT_SEVERITY),
+                hostname: self.hostname.clone(),
+                app_name: self.app_name.clone(),
+                procid: self.procid.clone(),
+                sd_id: self.sd_id.clone(),
+                bom: self.bom,
+            }),
+            PayloadFormat::Cef => None,
+        }
     }
 }
 

@@ -13,6 +13,11 @@
 //! the network dropped is gone without a trace. Over UDP a message longer than
 //! `max_message_bytes` is cut at a UTF-8 boundary and counted in
 //! `sink_records_truncated_total`.
+//!
+//! Evidence: with `[evidence]` on, the JSON MSG of each message carries the chain stamp and
+//! signed checkpoints are sent as messages of MSGID `checkpoint` (TCP and TLS, `format =
+//! "json"`). A CEF payload has no place for a stamp and UDP cannot prove delivery (and would cut
+//! stamped messages), so those sinks carry no chain; the agent says so at start.
 
 mod cef;
 mod config;
@@ -100,6 +105,13 @@ impl Service for Syslog {
         }
     }
 
+    fn evidence_shape(&self) -> Option<crate::evidence::encoded::EncodedShape> {
+        match self.link {
+            Link::Stream(..) => self.message.evidence_shape(),
+            Link::Datagram { .. } => None,
+        }
+    }
+
     async fn send(&self, body: Bytes, _gzip: bool, _count: usize) -> Classified {
         match &self.link {
             Link::Stream(transport, _) => transport.send(&body).await,
@@ -173,6 +185,15 @@ pub fn build(
             }
         }
     };
+    let evidence_on = context
+        .outbound
+        .as_ref()
+        .is_some_and(|outbound| outbound.evidence.enabled);
+    if evidence_on {
+        if let Some(reason) = no_chain_reason(&config) {
+            tracing::warn!(sink = %context.name, reason, "[evidence] is on, but this syslog sink carries no evidence chain: its records are sent unstamped and `aiwarden verify` cannot prove them. Use transport = \"tcp\" or \"tls\" with format = \"json\" for evidence.");
+        }
+    }
     let stream_transport = match &link {
         Link::Stream(transport, _) => Some(Arc::clone(transport)),
         Link::Datagram { .. } => None,
@@ -199,6 +220,17 @@ pub fn build(
         }
         result
     }))
+}
+
+/// Why a syslog sink with this configuration cannot carry the evidence chain, if it cannot.
+pub fn no_chain_reason(config: &SyslogSinkConfig) -> Option<&'static str> {
+    if config.format == PayloadFormat::Cef {
+        Some("a CEF payload has no place for the chain stamp")
+    } else if config.transport == Transport::Udp {
+        Some("UDP cannot prove delivery and truncates long (stamped) messages")
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -1,17 +1,96 @@
 //! The field catalogue (`record::catalogue`) against what the sinks emit and what the SIEM
 //! templates declare: a field a sink adds, drops or retypes without the catalogue fails here,
-//! and so does a template or table that declares a field with another type.
+//! and so does a template or table that declares a field with another type. The samples are
+//! stamped by the evidence chain as the driver stamps them, and checkpoint records are checked
+//! too, so the chain's fields cannot drift from the templates either.
 
 use super::{full_alert, full_event, read_json};
+use aiwarden::evidence::encoded::{checkpoint_encoded, stamp_encoded, EncodedShape};
+use aiwarden::evidence::{CheckpointSigner, EvidenceConfig, SinkEvidence};
 use aiwarden::record::catalogue::{
-    CatalogueField, FieldKind, Siem, ALERT_FIELDS, EVENT_FIELDS, SPLUNK_INDEXED_ALERT,
-    SPLUNK_INDEXED_EVENT,
+    CatalogueField, FieldKind, Siem, ALERT_FIELDS, CHAIN_FIELDS, CHECKPOINT_FIELDS, EVENT_FIELDS,
+    SPLUNK_INDEXED_ALERT, SPLUNK_INDEXED_EVENT,
 };
 use aiwarden::record::RecordView;
 use aiwarden::sinks::elastic::{alert_document, event_document, DocumentSettings};
 use aiwarden::sinks::sentinel::{alert_row, event_row};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+
+/// Sentinel's dynamic columns whose inside the catalogue names (`Extra.role`, `Chain.seq`).
+const DYNAMIC_COLUMNS: &[&str] = &["Extra", "Chain", "Checkpoint"];
+
+/// The fields of a checkpoint record: its own and its stamp.
+fn checkpoint_catalogue() -> Vec<CatalogueField> {
+    CHECKPOINT_FIELDS
+        .iter()
+        .chain(CHAIN_FIELDS)
+        .copied()
+        .collect()
+}
+
+/// Each sample stamped into a fresh chain of `shape`, then the signed checkpoint of that chain,
+/// both as the driver queues them; `document` reads the stored object out of the bytes.
+fn stamped(
+    shape: &EncodedShape,
+    samples: Vec<Vec<u8>>,
+    document: impl Fn(&[u8]) -> Value,
+) -> (Vec<Value>, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("checkpoint.key");
+    std::fs::write(&key, CheckpointSigner::generate().secret_hex()).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let config = EvidenceConfig {
+        enabled: true,
+        signing_key_file: Some(key),
+        agent_id: Some("agent-7".into()),
+        ..Default::default()
+    };
+    let mut evidence = SinkEvidence::open(&config, dir.path(), "siem", shape.location()).unwrap();
+    let records = samples
+        .into_iter()
+        .map(|mut bytes| {
+            stamp_encoded(&mut evidence, shape, &mut bytes).unwrap();
+            document(&bytes)
+        })
+        .collect();
+    let (_, checkpoint) = checkpoint_encoded(&mut evidence, shape, true).unwrap();
+    (records, document(&checkpoint))
+}
+
+fn json_bytes(value: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap()
+}
+
+fn parse(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+/// The document line of a `_bulk` pair.
+fn bulk_document(bytes: &[u8]) -> Value {
+    let text = std::str::from_utf8(bytes).unwrap();
+    serde_json::from_str(text.lines().nth(1).unwrap()).unwrap()
+}
+
+fn bulk_pair(document: &Value) -> Vec<u8> {
+    format!("{}\n{document}\n", json!({"create": {}})).into_bytes()
+}
+
+/// A Sentinel row with its dynamic columns' insides as `Column.key` leaves beside it.
+fn with_dynamic_insides(row: Value) -> Vec<Value> {
+    let mut inside = Map::new();
+    for column in DYNAMIC_COLUMNS {
+        if let Some(object) = row.get(*column).and_then(Value::as_object) {
+            for (key, value) in object {
+                inside.insert(format!("{column}.{key}"), value.clone());
+            }
+        }
+    }
+    vec![row, Value::Object(inside)]
+}
 
 /// An event with every typed field and the pass-through fields the catalogue names (those
 /// Sentinel keeps inside `Extra`).
@@ -105,25 +184,24 @@ fn check_emitted(
 fn the_catalogue_is_exactly_what_each_sink_emits() {
     let alert = full_alert();
     let event = full_event_with_extra();
-    // Splunk receives the canonical JSON as the event body.
+    let checkpoints = checkpoint_catalogue();
+    // Splunk receives the canonical JSON as the event body (HEC `event`).
+    let view = RecordView {
+        record: &event,
+        include_content: true,
+    };
+    let splunk = EncodedShape::JsonLine;
+    let (alerts, checkpoint) = stamped(&splunk, vec![json_bytes(&alert)], parse);
+    check_emitted("alerts", Siem::Splunk, ALERT_FIELDS, &alerts, &[]);
     check_emitted(
-        "alerts",
+        "checkpoints",
         Siem::Splunk,
-        ALERT_FIELDS,
-        &[serde_json::to_value(&alert).unwrap()],
+        &checkpoints,
+        &[checkpoint],
         &[],
     );
-    check_emitted(
-        "events",
-        Siem::Splunk,
-        EVENT_FIELDS,
-        &[serde_json::to_value(RecordView {
-            record: &event,
-            include_content: true,
-        })
-        .unwrap()],
-        &[],
-    );
+    let (events, _) = stamped(&splunk, vec![json_bytes(&view)], parse);
+    check_emitted("events", Siem::Splunk, EVENT_FIELDS, &events, &[]);
     // Elastic: a valid IP goes to `source.ip`, anything else stays in the canonical record.
     let settings = DocumentSettings {
         namespace: "default".into(),
@@ -132,43 +210,59 @@ fn the_catalogue_is_exactly_what_each_sink_emits() {
     };
     let mut odd = full_event_with_extra();
     odd.ip_address = Some("unknown".into());
-    check_emitted(
-        "alerts",
-        Siem::Elastic,
-        ALERT_FIELDS,
-        &[alert_document(&alert)],
-        &[],
+    let elastic = EncodedShape::BulkPair {
+        index: "logs-aiwarden.events-default".into(),
+    };
+    let (alerts, _) = stamped(
+        &elastic,
+        vec![bulk_pair(&alert_document(&alert))],
+        bulk_document,
     );
-    check_emitted(
-        "events",
-        Siem::Elastic,
-        EVENT_FIELDS,
-        &[
-            event_document(&event, &settings, true),
-            event_document(&odd, &settings, true),
+    check_emitted("alerts", Siem::Elastic, ALERT_FIELDS, &alerts, &[]);
+    let (events, checkpoint) = stamped(
+        &elastic,
+        vec![
+            bulk_pair(&event_document(&event, &settings, true)),
+            bulk_pair(&event_document(&odd, &settings, true)),
         ],
+        bulk_document,
+    );
+    check_emitted("events", Siem::Elastic, EVENT_FIELDS, &events, &[]);
+    check_emitted(
+        "checkpoints",
+        Siem::Elastic,
+        &checkpoints,
+        &[checkpoint],
         &[],
     );
+    // Sentinel: `Extra`, `Chain` and `Checkpoint` are dynamic columns; the catalogue also names
+    // what is inside them.
+    let sentinel = EncodedShape::SentinelRow;
+    let (alerts, _) = stamped(&sentinel, vec![json_bytes(&alert_row(&alert))], parse);
+    let alerts: Vec<Value> = alerts.into_iter().flat_map(with_dynamic_insides).collect();
     check_emitted(
         "alerts",
         Siem::Sentinel,
         ALERT_FIELDS,
-        &[alert_row(&alert)],
-        &[],
+        &alerts,
+        DYNAMIC_COLUMNS,
     );
-    // `Extra` is one dynamic column; the catalogue also names what the rules read inside it.
     let row = event_row(&event, "claude_deployment", "gw-01", true);
-    let mut inside = Map::new();
-    for (key, value) in row["Extra"].as_object().unwrap() {
-        inside.insert(format!("Extra.{key}"), value.clone());
-    }
-    let inside = Value::Object(inside);
+    let (events, checkpoint) = stamped(&sentinel, vec![json_bytes(&row)], parse);
+    let events: Vec<Value> = events.into_iter().flat_map(with_dynamic_insides).collect();
     check_emitted(
         "events",
         Siem::Sentinel,
         EVENT_FIELDS,
-        &[row, inside],
-        &["Extra"],
+        &events,
+        DYNAMIC_COLUMNS,
+    );
+    check_emitted(
+        "checkpoints",
+        Siem::Sentinel,
+        &checkpoints,
+        &with_dynamic_insides(checkpoint),
+        DYNAMIC_COLUMNS,
     );
 }
 
@@ -232,9 +326,15 @@ fn mapped(properties: &Map<String, Value>, prefix: &str, out: &mut BTreeMap<Stri
 
 #[test]
 fn elastic_templates_map_the_catalogue_with_its_types_and_nothing_else() {
+    // Checkpoints go to the events data stream (`EncodedShape::BulkPair`).
+    let events: Vec<CatalogueField> = EVENT_FIELDS
+        .iter()
+        .chain(CHECKPOINT_FIELDS)
+        .copied()
+        .collect();
     for (component, catalogue) in [
         ("aiwarden.alerts@mappings", ALERT_FIELDS),
-        ("aiwarden.events@mappings", EVENT_FIELDS),
+        ("aiwarden.events@mappings", events.as_slice()),
     ] {
         let template = read_json(&format!(
             "connectors/elastic/component_templates/{component}.json"
@@ -248,7 +348,7 @@ fn elastic_templates_map_the_catalogue_with_its_types_and_nothing_else() {
             &mut fields,
         );
         let mut problems = Vec::new();
-        for field in catalogue {
+        for field in catalogue.iter() {
             let Some(name) = field.elastic else { continue };
             match fields.get(name) {
                 None => problems.push(format!("{name} is not mapped")),
@@ -284,10 +384,13 @@ fn sentinel_type_fits(kind: FieldKind, column: &str) -> bool {
 #[test]
 fn sentinel_tables_declare_the_catalogue_with_its_types_and_nothing_else() {
     let tables = read_json("connectors/sentinel/tables.json");
-    for (table, catalogue) in [
+    // Each stream has its own chain, so each table also holds that chain's checkpoint rows.
+    for (table, records) in [
         ("AIWardenAlerts_CL", ALERT_FIELDS),
         ("AIWardenEvents_CL", EVENT_FIELDS),
     ] {
+        let catalogue: Vec<CatalogueField> =
+            records.iter().chain(CHECKPOINT_FIELDS).copied().collect();
         let definition = tables["tables"]
             .as_array()
             .unwrap()
@@ -306,7 +409,7 @@ fn sentinel_tables_declare_the_catalogue_with_its_types_and_nothing_else() {
             })
             .collect();
         let mut problems = Vec::new();
-        for field in catalogue {
+        for field in &catalogue {
             // `Extra.resource_owner` lives inside the dynamic `Extra` column.
             let Some(name) = field.sentinel.filter(|n| !n.contains('.')) else {
                 continue;

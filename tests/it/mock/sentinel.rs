@@ -1,7 +1,11 @@
 //! A strict Microsoft identity platform token endpoint and Azure Monitor Logs Ingestion API
 //! (PROTOCOLS.md §3): client-credentials form, bearer tokens that expire, DCR and stream ids,
 //! `api-version`, ≤ 1 MB bodies, JSON arrays whose rows carry `TimeGenerated` and only the
-//! columns `connectors/sentinel/dcr.json` declares, with matching types.
+//! columns `connectors/sentinel/dcr.json` declares, with matching types. Like Log Analytics
+//! (whose `transformKql: "source"` keeps only declared columns), it answers 204 to a row with an
+//! undeclared column but stores the row without it, and records the violation: a column the
+//! DCR lacks (e.g. the evidence chain's `Chain`) is missing from `rows()` as it would be from
+//! the workspace.
 
 use super::decode_body;
 use axum::body::Bytes;
@@ -309,6 +313,7 @@ async fn ingest(
             return StatusCode::NO_CONTENT.into_response();
         }
     };
+    let mut stored = Vec::with_capacity(rows.len());
     for row in &rows {
         let Some(object) = row.as_object() else {
             return (
@@ -331,7 +336,13 @@ async fn ingest(
                 _ => {}
             }
         }
+        let declared: serde_json::Map<String, Value> = object
+            .iter()
+            .filter(|(key, _)| columns.contains_key(*key))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        stored.push(Value::Object(declared));
     }
-    inner.rows.entry(stream).or_default().extend(rows);
+    inner.rows.entry(stream).or_default().extend(stored);
     StatusCode::NO_CONTENT.into_response()
 }

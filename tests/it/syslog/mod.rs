@@ -1,7 +1,7 @@
 //! The `syslog` sink end to end against the strict receiver in `mock::syslog`, per transport,
 //! and against a real rsyslog (`rsyslog.rs`).
 
-mod rsyslog;
+pub(crate) mod rsyslog;
 
 use crate::mock::syslog::{Framing, Message, SyslogMock, TestCa};
 use crate::util::{read_json_lines, run_in_process, run_in_process_gated, session_events};

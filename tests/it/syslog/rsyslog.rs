@@ -23,7 +23,7 @@ fn rsyslogd() -> PathBuf {
 }
 
 /// rsyslogd, killed when dropped.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     dir: PathBuf,
 }
@@ -37,13 +37,19 @@ impl Drop for Daemon {
 
 impl Daemon {
     fn start(dir: &Path, port: u16) -> Daemon {
+        Daemon::start_writing(dir, port, "fields")
+    }
+
+    /// rsyslogd on `127.0.0.1:port` writing `received.log` with `template`: `fields` (its
+    /// parse, one field per `|`) or one of rsyslog's own, such as `RSYSLOG_FileFormat`.
+    pub(crate) fn start_writing(dir: &Path, port: u16, template: &str) -> Daemon {
         let config = format!(
             r#"global(workDirectory="{dir}")
 module(load="imtcp")
 template(name="fields" type="string"
          string="%pri%|%app-name%|%procid%|%msgid%|%hostname%|%structured-data%|%msg%\n")
 ruleset(name="aiwarden") {{
-  action(type="omfile" file="{dir}/received.log" template="fields")
+  action(type="omfile" file="{dir}/received.log" template="{template}")
 }}
 input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="aiwarden")
 "#,
@@ -82,11 +88,16 @@ input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="aiwarden")
         daemon
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("rsyslogd.log")).unwrap_or_default()
     }
 
-    fn received(&self) -> Vec<String> {
+    /// Where rsyslog writes what it received.
+    pub(crate) fn received_path(&self) -> PathBuf {
+        self.dir.join("received.log")
+    }
+
+    pub(crate) fn received(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.join("received.log"))
             .unwrap_or_default()
             .lines()
