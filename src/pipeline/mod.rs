@@ -16,6 +16,7 @@
 //! and will be read again on the next start.
 
 pub mod ack;
+mod decode_stage;
 pub mod partitioned;
 mod processor;
 pub mod reload;
