@@ -134,7 +134,8 @@ impl LineSplitter {
 }
 
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
+    // Word-at-a-time search: a byte-by-byte loop was 3 % of the agent's instructions.
+    memchr::memchr(b'\n', bytes)
 }
 
 #[cfg(test)]
