@@ -201,3 +201,94 @@ fn scan(scanner: &Option<(Arc<OnceLock<Scanner>>, Vec<String>)>, record: &mut Au
     let scanner = scanner.get_or_init(Scanner::builtin);
     apply_scan(scanner, markers, record)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Format;
+    use crate::pipeline::ack::{batch_ack, BatchStatus};
+    use crate::sources::Line;
+
+    fn line(offset: u64, text: &str) -> Line {
+        Line {
+            offset,
+            data: LineData::Complete(text.as_bytes().to_vec()),
+        }
+    }
+
+    fn record(id: &str) -> String {
+        format!(
+            r#"{{"event_id":"{id}","timestamp":"2025-06-02T10:00:00Z","event_type":"session_start","user_id":"u","session_id":"s","application_id":"a"}}"#
+        )
+    }
+
+    fn stage(dead_letter_path: std::path::PathBuf) -> DecodeStage {
+        DecodeStage {
+            scanner: None,
+            dead_letters: DeadLetterWriter::new(dead_letter_path, 64),
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    fn batch(lines: Vec<Line>) -> (SourceBatch, crate::pipeline::ack::AckReceiver) {
+        let (ack, receiver) = batch_ack();
+        let batch = SourceBatch {
+            source: Arc::from("src"),
+            stream: Arc::from("stream"),
+            format: Format::Native,
+            lines,
+            ack,
+            read_at: std::time::Instant::now(),
+        };
+        (batch, receiver)
+    }
+
+    #[test]
+    fn batches_keep_their_order_and_bad_lines_are_dead_lettered() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("dead_letter.jsonl");
+        let (input, batches) = mpsc::channel(8);
+        let (first, _first_ack) = batch(vec![
+            line(0, &record("a")),
+            line(10, "{not json"),
+            line(20, &record("b")),
+        ]);
+        let (second, _second_ack) = batch(vec![line(30, &record("c"))]);
+        input.blocking_send(first).unwrap();
+        input.blocking_send(second).unwrap();
+        drop(input);
+        let (mut decoded, crashed) = stage(path.clone()).spawn(batches).unwrap();
+        let mut ids = Vec::new();
+        while let Some(batch) = decoded.blocking_recv() {
+            assert!(!batch.dead_letter_failed);
+            ids.push(
+                batch
+                    .records
+                    .iter()
+                    .map(|record| record.event_id.clone())
+                    .collect::<Vec<_>>(),
+            );
+            batch.ack.delivered();
+        }
+        assert_eq!(ids, vec![vec!["a", "b"], vec!["c"]]);
+        assert!(!crashed.happened());
+        let letters = std::fs::read_to_string(path).unwrap();
+        assert_eq!(letters.lines().count(), 1);
+        assert!(letters.contains(r#""offset":10"#), "{letters}");
+    }
+
+    #[test]
+    fn a_dead_letter_file_that_cannot_be_written_fails_the_batch() {
+        let directory = tempfile::tempdir().unwrap();
+        // A path below a regular file: the dead-letter file can never be created.
+        let blocker = directory.path().join("file");
+        std::fs::write(&blocker, b"").unwrap();
+        let mut stage = stage(blocker.join("dead_letter.jsonl"));
+        let (bad, receiver) = batch(vec![line(0, "[1]"), line(4, &record("kept"))]);
+        let decoded = stage.decode_batch(bad, &mut Vec::new());
+        assert!(decoded.dead_letter_failed);
+        assert_eq!(decoded.records.len(), 1, "good records still go on");
+        decoded.ack.failed();
+        assert_eq!(receiver.blocking_status(), BatchStatus::Failed);
+    }
+}
