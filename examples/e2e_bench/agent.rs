@@ -23,6 +23,8 @@ pub struct RunSettings<'a> {
     pub gzip: bool,
     /// `disk` (the default) or `memory`.
     pub queue: &'a str,
+    /// `agent.channel_capacity`, when not the agent's default.
+    pub channel_capacity: Option<usize>,
 }
 
 /// A running agent.
@@ -63,6 +65,7 @@ pub fn start(binary: &Path, settings: &RunSettings, token: &str) -> std::io::Res
         r#"[agent]
 state_dir = "{state}"
 log_format = "json"
+{capacity}
 
 [telemetry]
 listen = "{telemetry}"
@@ -89,6 +92,10 @@ type = "{queue}"
         hec = settings.hec,
         compression = if settings.gzip { "gzip" } else { "none" },
         queue = settings.queue,
+        capacity = settings
+            .channel_capacity
+            .map(|batches| format!("channel_capacity = {batches}"))
+            .unwrap_or_default(),
     );
     let config_path = settings.dir.join("aiwarden.toml");
     std::fs::write(&config_path, config)?;

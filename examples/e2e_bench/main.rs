@@ -42,6 +42,9 @@ struct Args {
     /// The agent's sink queue: `disk` (the default of a real deployment) or `memory`.
     #[arg(long, default_value = "disk")]
     queue: String,
+    /// The agent's `agent.channel_capacity` in batches (default: the agent's own default).
+    #[arg(long)]
+    channel_capacity: Option<usize>,
     /// The agent binary (default: `aiwarden` in the directory above this example's).
     #[arg(long)]
     agent: Option<PathBuf>,
@@ -134,6 +137,7 @@ fn run(args: &Args) -> Result<(), String> {
             hec,
             gzip,
             queue: &args.queue,
+            channel_capacity: args.channel_capacity,
         };
         let result = agent_run(
             name,
@@ -164,6 +168,7 @@ fn run(args: &Args) -> Result<(), String> {
             hec,
             gzip: true,
             queue: &args.queue,
+            channel_capacity: args.channel_capacity,
         };
         let feed = Feed {
             from: &input,

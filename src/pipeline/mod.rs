@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Channels are bounded, so a slow sink slows the processor, which slows the sources
-//! (backpressure). One processor task keeps records of a stream in order through detection.
+//! (backpressure). The processor is two stages in a row, decode (a thread) and detect (a task),
+//! each taking batches in order, so records of a stream stay in order through detection.
 //!
 //! Shutdown: the `intake` token stops the sources; each waits for its outstanding batches and
 //! commits its position, then drops its sender. The processor ends when every sender is gone, and
@@ -16,6 +17,7 @@
 //! and will be read again on the next start.
 
 pub mod ack;
+mod decode_stage;
 pub mod partitioned;
 mod processor;
 pub mod reload;

@@ -1,15 +1,20 @@
-//! The processor stage: decode each line, dead-letter what cannot be used, run detection, and
-//! hand the resulting events and alerts to every sink.
+//! The processor: decode each line, dead-letter what cannot be used, run detection, and hand
+//! the resulting events and alerts to every sink.
+//!
+//! Two stages joined by a bounded channel of batches, so that both cores work: the decode stage
+//! (`decode_stage.rs`: decode, dead-letter, content scan) on a thread of its own, and the detect
+//! stage here (detection, alert latency, fan-out, snapshots, reloads). Each stage takes batches
+//! in order, so the records of a source reach detection and the sinks in the order they were
+//! read. A batch's token is settled by the detect stage once every sink has its share.
 
+use super::decode_stage::{DecodeStage, DecodedBatch};
 use super::rules::Detection;
-use crate::dead_letter::{DeadLetter, DeadLetterWriter};
-use crate::decode::{self, DecodeError, Reason};
+use crate::dead_letter::DeadLetterWriter;
 use crate::detect::{Engine, EngineSettings};
-use crate::enrich::apply_scan;
 use crate::enrich::scan::Scanner;
 use crate::record::{Alert, Output};
 use crate::sinks::SinkBatch;
-use crate::sources::{LineData, SourceBatch};
+use crate::sources::SourceBatch;
 use crate::telemetry::Metrics;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
@@ -32,15 +37,78 @@ pub(super) struct Processor {
 }
 
 impl Processor {
+    /// Run both stages until every source has ended: decoding on a thread of its own
+    /// ([`DecodeStage`]), detection and fan-out here. Batches keep their order through both.
     pub async fn run(
-        mut self,
-        mut batches: mpsc::Receiver<SourceBatch>,
+        self,
+        batches: mpsc::Receiver<SourceBatch>,
+        reloads: mpsc::Receiver<Detection>,
+        own_alerts: mpsc::Receiver<Alert>,
+    ) {
+        let Processor {
+            engine,
+            scanner,
+            dead_letters,
+            sinks,
+            metrics,
+            snapshot_path,
+            snapshot_every,
+            engine_settings,
+            max_clock_skew,
+        } = self;
+        let decode_stage = DecodeStage {
+            scanner,
+            dead_letters,
+            metrics: Arc::clone(&metrics),
+        };
+        let (decoded, crashed) = match decode_stage.spawn(batches) {
+            Ok(started) => started,
+            Err(error) => {
+                // Without the thread nothing can be decoded; the sources see their batches fail.
+                tracing::error!(%error, "Cannot start the decode thread.");
+                return;
+            }
+        };
+        let mut detect = DetectStage {
+            engine,
+            sinks,
+            metrics,
+            snapshot_path,
+            snapshot_every,
+            engine_settings,
+            max_clock_skew,
+        };
+        detect.run(decoded, reloads, own_alerts).await;
+        if crashed.happened() {
+            // Batches after the crash were never processed: the state is not a drained one.
+            tracing::error!("The decode thread failed; the detection state is not saved.");
+        } else {
+            // Drained: everything read has been processed, so the state matches the checkpoints.
+            detect.save_snapshot();
+        }
+    }
+}
+
+/// The second half of the processor: detection over decoded batches, then fan-out to the sinks.
+struct DetectStage {
+    engine: Engine,
+    sinks: Vec<mpsc::Sender<SinkBatch>>,
+    metrics: Arc<Metrics>,
+    snapshot_path: std::path::PathBuf,
+    snapshot_every: std::time::Duration,
+    engine_settings: EngineSettings,
+    max_clock_skew: chrono::Duration,
+}
+
+impl DetectStage {
+    async fn run(
+        &mut self,
+        mut batches: mpsc::Receiver<DecodedBatch>,
         mut reloads: mpsc::Receiver<Detection>,
         mut own_alerts: mpsc::Receiver<Alert>,
     ) {
         let mut last_snapshot = std::time::Instant::now();
         let mut gauges_at: Option<std::time::Instant> = None;
-        let mut decoded = Vec::new();
         let mut alerts = Vec::new();
         loop {
             let batch = tokio::select! {
@@ -55,93 +123,42 @@ impl Processor {
                 }
             };
             let Some(batch) = batch else { break };
-            let SourceBatch {
+            let DecodedBatch {
                 source,
                 stream,
-                format,
-                lines,
+                records,
                 ack,
                 read_at,
+                dead_letter_failed,
             } = batch;
-            let mut items = Vec::with_capacity(lines.len());
+            let mut items = Vec::with_capacity(records.len() + records.len() / 8);
             // Only the pipeline reads the wall clock; detection itself runs on event time.
             let horizon = chrono::Utc::now()
                 .checked_add_signed(self.max_clock_skew)
                 .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
             let mut future = 0u64;
-            let mut records = 0u64;
-            let mut dead_letter_failed = false;
-            for line in lines {
-                let mut dead_letter = |error: &DecodeError, raw: &[u8]| {
-                    self.metrics.dead_lettered(&source, error.reason.as_str());
-                    let written = self.dead_letters.write(&DeadLetter {
-                        source: &source,
-                        stream: &stream,
-                        offset: line.offset,
-                        reason: error.reason.as_str(),
-                        detail: &error.detail,
-                        raw,
-                    });
-                    if let Err(io_error) = written {
-                        tracing::error!(path = %self.dead_letters.path().display(), error = %io_error, "Cannot write the dead-letter file.");
-                        dead_letter_failed = true;
-                    }
-                };
-                match &line.data {
-                    LineData::TooLong { length, prefix } => {
-                        let error = DecodeError::new(
-                            Reason::LineTooLong,
-                            format!(
-                                "line of {length} bytes is longer than the source's max_line_bytes"
-                            ),
-                        );
-                        dead_letter(&error, prefix);
-                    }
-                    LineData::Complete(bytes) => {
-                        decode::decode(format, bytes, &mut decoded);
-                        for result in decoded.drain(..) {
-                            match result {
-                                Ok(mut record) => {
-                                    records += 1;
-                                    let has_text = record.prompt_raw.is_some()
-                                        || record.response_raw.is_some();
-                                    if let Some((scanner, markers)) =
-                                        self.scanner.as_ref().filter(|_| has_text)
-                                    {
-                                        // Waits only if the background compile is still running.
-                                        let scanner = scanner.get_or_init(Scanner::builtin);
-                                        if apply_scan(scanner, markers, &mut record) {
-                                            self.metrics.content_flagged(&source);
-                                        }
-                                    }
-                                    if record.timestamp > horizon {
-                                        // Forwarded as it is, but it must not move event time.
-                                        future += 1;
-                                    } else {
-                                        self.engine.process(&record, &mut alerts);
-                                    }
-                                    items.push(Output::Event(Arc::new(record)));
-                                    if !alerts.is_empty() {
-                                        let latency = read_at.elapsed();
-                                        self.metrics.record_latencies(
-                                            "ingest_to_alert_latency",
-                                            Vec::new(),
-                                            alerts.iter().map(|_| latency),
-                                        );
-                                    }
-                                    for alert in alerts.drain(..) {
-                                        self.metrics
-                                            .alert_raised(&alert.rule_id, alert.severity.as_str());
-                                        items.push(Output::Alert(Arc::new(alert)));
-                                    }
-                                }
-                                Err(error) => dead_letter(&error, bytes),
-                            }
-                        }
-                    }
+            for record in records {
+                if record.timestamp > horizon {
+                    // Forwarded as it is, but it must not move event time.
+                    future += 1;
+                } else {
+                    self.engine.process(&record, &mut alerts);
+                }
+                items.push(Output::Event(record));
+                if !alerts.is_empty() {
+                    let latency = read_at.elapsed();
+                    self.metrics.record_latencies(
+                        "ingest_to_alert_latency",
+                        Vec::new(),
+                        alerts.iter().map(|_| latency),
+                    );
+                }
+                for alert in alerts.drain(..) {
+                    self.metrics
+                        .alert_raised(&alert.rule_id, alert.severity.as_str());
+                    items.push(Output::Alert(Arc::new(alert)));
                 }
             }
-            self.metrics.records_decoded(&source, records);
             if future > 0 {
                 self.metrics.future_events(&source, future);
                 tracing::warn!(source = %source, stream = %stream, records = future, "Records stamped in the future beyond detect.max_clock_skew: forwarded, kept out of detection.");
@@ -153,23 +170,7 @@ impl Processor {
                 at.elapsed() >= std::time::Duration::from_secs(1)
             }) {
                 gauges_at = Some(std::time::Instant::now());
-                for rule in self.engine.stats().rules {
-                    let labels = vec![("rule", rule.rule_id)];
-                    self.metrics.set_gauge(
-                        "tracked_entities",
-                        labels.clone(),
-                        rule.entities as i64,
-                    );
-                    self.metrics.set_gauge(
-                        "refused_entities",
-                        labels,
-                        rule.refused_entities as i64,
-                    );
-                }
-            }
-            if let Err(error) = self.dead_letters.flush() {
-                tracing::error!(path = %self.dead_letters.path().display(), %error, "Cannot flush the dead-letter file.");
-                dead_letter_failed = true;
+                self.refresh_gauges();
             }
 
             let items = Arc::new(items);
@@ -193,8 +194,16 @@ impl Processor {
                 last_snapshot = std::time::Instant::now();
             }
         }
-        // Drained: everything read has been processed, so the state matches the checkpoints.
-        self.save_snapshot();
+    }
+
+    fn refresh_gauges(&self) {
+        for rule in self.engine.stats().rules {
+            let labels = vec![("rule", rule.rule_id)];
+            self.metrics
+                .set_gauge("tracked_entities", labels.clone(), rule.entities as i64);
+            self.metrics
+                .set_gauge("refused_entities", labels, rule.refused_entities as i64);
+        }
     }
 
     /// An alert the agent raises about itself (a sink's full queue): to every sink. Nothing

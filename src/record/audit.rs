@@ -448,76 +448,100 @@ impl RecordView<'_> {
     }
 }
 
+impl<'a> RecordView<'a> {
+    /// The same view without `ip_address`, for a sink that carries a valid address in a field
+    /// of its own (ECS `source.ip`).
+    pub fn without_ip_address(self) -> impl Serialize + 'a {
+        WithoutIpAddress(self)
+    }
+}
+
 impl Serialize for RecordView<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let r = self.record;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry(fields::EVENT_ID, &r.event_id)?;
-        map.serialize_entry(
-            fields::TIMESTAMP,
-            &r.timestamp.to_rfc3339_opts(SecondsFormat::Millis, true),
-        )?;
-        map.serialize_entry(fields::EVENT_TYPE, r.event_type.as_str())?;
-        map.serialize_entry(fields::USER_ID, &r.user_id)?;
-        map.serialize_entry(fields::SESSION_ID, &r.session_id)?;
-        map.serialize_entry(fields::APPLICATION_ID, &r.application_id)?;
-        if let Some(v) = &r.department {
-            map.serialize_entry(fields::DEPARTMENT, v)?;
-        }
-        map.serialize_entry(fields::MODEL, &r.model)?;
-        if let Some(v) = &r.prompt_hash {
-            map.serialize_entry(fields::PROMPT_HASH, v)?;
-        }
-        if let Some(v) = &r.response_hash {
-            map.serialize_entry(fields::RESPONSE_HASH, v)?;
-        }
-        if let Some(v) = r.prompt_tokens {
-            map.serialize_entry(fields::PROMPT_TOKENS, &v)?;
-        }
-        if let Some(v) = r.completion_tokens {
-            map.serialize_entry(fields::COMPLETION_TOKENS, &v)?;
-        }
-        if let Some(v) = r.latency_ms {
-            map.serialize_entry(fields::LATENCY_MS, &v)?;
-        }
-        if let Some(v) = r.data_classification {
-            map.serialize_entry(fields::DATA_CLASSIFICATION, v.as_str())?;
-        }
-        if !r.mcp_integrations.is_empty() {
-            map.serialize_entry(fields::MCP_INTEGRATIONS, &r.mcp_integrations)?;
-        }
-        if let Some(v) = r.mcp_calls {
-            map.serialize_entry(fields::MCP_CALLS, &v)?;
-        }
-        if !r.policy_flags.is_empty() {
-            map.serialize_entry(fields::POLICY_FLAGS, &r.policy_flags)?;
-        }
-        if !r.security_flags.is_empty() {
-            map.serialize_entry(fields::SECURITY_FLAGS, &r.security_flags)?;
-        }
-        if let Some(v) = &r.ip_address {
-            map.serialize_entry(fields::IP_ADDRESS, v)?;
-        }
-        if let Some(v) = &r.status {
-            map.serialize_entry(fields::STATUS, v)?;
-        }
-        if let Some(v) = &r.error_type {
-            map.serialize_entry(fields::ERROR_TYPE, v)?;
-        }
-        if let Some(v) = &r.stop_reason {
-            map.serialize_entry(fields::STOP_REASON, v)?;
-        }
-        if self.include_content {
-            if let Some(v) = &r.prompt_raw {
-                map.serialize_entry(fields::PROMPT_RAW, v)?;
-            }
-            if let Some(v) = &r.response_raw {
-                map.serialize_entry(fields::RESPONSE_RAW, v)?;
-            }
-        }
-        for (key, value) in &r.extra {
-            map.serialize_entry(key, value)?;
-        }
-        map.end()
+        serialize_record(self, true, serializer)
     }
+}
+
+struct WithoutIpAddress<'a>(RecordView<'a>);
+
+impl Serialize for WithoutIpAddress<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_record(&self.0, false, serializer)
+    }
+}
+
+fn serialize_record<S: Serializer>(
+    view: &RecordView<'_>,
+    with_ip_address: bool,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let r = view.record;
+    let mut map = serializer.serialize_map(None)?;
+    map.serialize_entry(fields::EVENT_ID, &r.event_id)?;
+    map.serialize_entry(
+        fields::TIMESTAMP,
+        &r.timestamp.to_rfc3339_opts(SecondsFormat::Millis, true),
+    )?;
+    map.serialize_entry(fields::EVENT_TYPE, r.event_type.as_str())?;
+    map.serialize_entry(fields::USER_ID, &r.user_id)?;
+    map.serialize_entry(fields::SESSION_ID, &r.session_id)?;
+    map.serialize_entry(fields::APPLICATION_ID, &r.application_id)?;
+    if let Some(v) = &r.department {
+        map.serialize_entry(fields::DEPARTMENT, v)?;
+    }
+    map.serialize_entry(fields::MODEL, &r.model)?;
+    if let Some(v) = &r.prompt_hash {
+        map.serialize_entry(fields::PROMPT_HASH, v)?;
+    }
+    if let Some(v) = &r.response_hash {
+        map.serialize_entry(fields::RESPONSE_HASH, v)?;
+    }
+    if let Some(v) = r.prompt_tokens {
+        map.serialize_entry(fields::PROMPT_TOKENS, &v)?;
+    }
+    if let Some(v) = r.completion_tokens {
+        map.serialize_entry(fields::COMPLETION_TOKENS, &v)?;
+    }
+    if let Some(v) = r.latency_ms {
+        map.serialize_entry(fields::LATENCY_MS, &v)?;
+    }
+    if let Some(v) = r.data_classification {
+        map.serialize_entry(fields::DATA_CLASSIFICATION, v.as_str())?;
+    }
+    if !r.mcp_integrations.is_empty() {
+        map.serialize_entry(fields::MCP_INTEGRATIONS, &r.mcp_integrations)?;
+    }
+    if let Some(v) = r.mcp_calls {
+        map.serialize_entry(fields::MCP_CALLS, &v)?;
+    }
+    if !r.policy_flags.is_empty() {
+        map.serialize_entry(fields::POLICY_FLAGS, &r.policy_flags)?;
+    }
+    if !r.security_flags.is_empty() {
+        map.serialize_entry(fields::SECURITY_FLAGS, &r.security_flags)?;
+    }
+    if let Some(v) = r.ip_address.as_ref().filter(|_| with_ip_address) {
+        map.serialize_entry(fields::IP_ADDRESS, v)?;
+    }
+    if let Some(v) = &r.status {
+        map.serialize_entry(fields::STATUS, v)?;
+    }
+    if let Some(v) = &r.error_type {
+        map.serialize_entry(fields::ERROR_TYPE, v)?;
+    }
+    if let Some(v) = &r.stop_reason {
+        map.serialize_entry(fields::STOP_REASON, v)?;
+    }
+    if view.include_content {
+        if let Some(v) = &r.prompt_raw {
+            map.serialize_entry(fields::PROMPT_RAW, v)?;
+        }
+        if let Some(v) = &r.response_raw {
+            map.serialize_entry(fields::RESPONSE_RAW, v)?;
+        }
+    }
+    for (key, value) in &r.extra {
+        map.serialize_entry(key, value)?;
+    }
+    map.end()
 }

@@ -50,7 +50,17 @@ impl LineSplitter {
         while !chunk.is_empty() {
             match memchr_newline(chunk) {
                 Some(index) => {
-                    self.append(&chunk[..index]);
+                    let line = &chunk[..index];
+                    if self.partial.is_empty()
+                        && self.discarding.is_none()
+                        && line.len() <= self.max_line_bytes
+                    {
+                        // The usual case, a whole line inside the chunk: one allocation of its
+                        // exact size instead of growing `partial` step by step.
+                        self.partial = line.to_vec();
+                    } else {
+                        self.append(line);
+                    }
                     self.end_line(1, out);
                     chunk = &chunk[index + 1..];
                 }
@@ -124,7 +134,8 @@ impl LineSplitter {
 }
 
 fn memchr_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
+    // Word-at-a-time search: a byte-by-byte loop was 3 % of the agent's instructions.
+    memchr::memchr(b'\n', bytes)
 }
 
 #[cfg(test)]

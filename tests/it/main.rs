@@ -7,6 +7,7 @@ mod anthropic;
 mod cli;
 mod connectors;
 mod durability;
+mod ecs_encoding;
 mod elastic;
 mod inputs;
 mod kafka;

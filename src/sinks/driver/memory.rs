@@ -23,6 +23,7 @@ pub(super) async fn run<S: Service>(
     }
     let mut sender = Dispatch::new(&shared);
     let mut deadline: Option<Instant> = None;
+    let mut scratch = Vec::new();
     loop {
         let timer = async {
             match deadline {
@@ -40,7 +41,7 @@ pub(super) async fn run<S: Service>(
         };
         let Some(batch) = batch else { break };
         for item in batch.items.iter() {
-            let Some(bytes) = shared.encode(item, &batch.ack, batch.read_at) else {
+            let Some(bytes) = shared.encode(item, &batch.ack, batch.read_at, &mut scratch) else {
                 continue;
             };
             let record = Encoded {

@@ -288,19 +288,18 @@ fn item_id(item: &Output) -> &str {
 }
 
 impl<S: Service> Shared<S> {
-    /// Encode one record for this sink; `None` when it is not routed here. A record that
-    /// cannot be encoded is dead-lettered (and settled) on the spot.
+    /// Encode one record for this sink into a `Vec` of its own (exactly its size: one
+    /// allocation per record); `None` when it is not routed here. A record that cannot be
+    /// encoded is dead-lettered (and settled) on the spot. `scratch` is reused across records.
     fn encode(
         &self,
         item: &Output,
         ack: &AckToken,
         read_at: std::time::Instant,
+        scratch: &mut Vec<u8>,
     ) -> Option<Vec<u8>> {
-        let mut bytes = Vec::new();
-        let mut scratch = Vec::new();
-        // An empty `out` with room for the record: `encode_into` copies from `scratch` once.
-        self.encode_into(item, ack, read_at, &mut scratch, &mut bytes)
-            .then_some(bytes)
+        self.encode_scratch(item, ack, read_at, scratch)
+            .then(|| scratch.as_slice().to_vec())
     }
 
     /// Append one record's encoding to `out`; false (and `out` as it was) when it is not routed
@@ -316,6 +315,22 @@ impl<S: Service> Shared<S> {
         scratch: &mut Vec<u8>,
         out: &mut Vec<u8>,
     ) -> bool {
+        if !self.encode_scratch(item, ack, read_at, scratch) {
+            return false;
+        }
+        out.extend_from_slice(scratch);
+        true
+    }
+
+    /// Encode one record into `scratch` (cleared first); false when it is not routed here or
+    /// cannot be encoded (then it is dead-lettered and settled on the spot).
+    fn encode_scratch(
+        &self,
+        item: &Output,
+        ack: &AckToken,
+        read_at: std::time::Instant,
+        scratch: &mut Vec<u8>,
+    ) -> bool {
         if !self.settings.routing.accepts(item) {
             return false;
         }
@@ -326,10 +341,7 @@ impl<S: Service> Shared<S> {
         let item = self.transform.apply(item, &policy);
         scratch.clear();
         match self.service.encode(&item, policy.forward_content, scratch) {
-            Ok(()) => {
-                out.extend_from_slice(scratch);
-                true
-            }
+            Ok(()) => true,
             Err(reason) => {
                 let encoded = Encoded {
                     bytes: std::mem::take(scratch),

@@ -5,6 +5,7 @@
 
 use crate::record::{atlas, Alert, AuditRecord, Output, RecordView, Severity};
 use chrono::SecondsFormat;
+use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
 /// Dataset of alerts (`logs-aiwarden.alerts-<namespace>`).
@@ -39,31 +40,66 @@ pub struct DocumentSettings {
 }
 
 /// Append the action line and the document of one record.
+///
+/// Events, the bulk of the traffic, are written straight into `out` from borrowed fields; alerts
+/// go through a JSON tree ([`alert_document`]), which their rarity makes cheap enough.
 pub fn encode(
     item: &Output,
     settings: &DocumentSettings,
     forward_content: bool,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let (dataset, id, document) = match item {
-        Output::Alert(alert) => (
-            ALERTS_DATASET,
-            alert.alert_id.as_str(),
-            alert_document(alert),
-        ),
-        Output::Event(record) => (
-            EVENTS_DATASET,
-            record.event_id.as_str(),
-            event_document(record, settings, forward_content),
-        ),
+    let (dataset, id) = match item {
+        Output::Alert(alert) => (ALERTS_DATASET, alert.alert_id.as_str()),
+        Output::Event(record) => (EVENTS_DATASET, record.event_id.as_str()),
     };
-    let action =
-        json!({"create": {"_index": data_stream(dataset, &settings.namespace), "_id": id}});
+    let action = Action {
+        create: ActionTarget {
+            index: DataStream {
+                dataset,
+                namespace: &settings.namespace,
+            },
+            id,
+        },
+    };
     serde_json::to_writer(&mut *out, &action).map_err(|e| e.to_string())?;
     out.push(b'\n');
-    serde_json::to_writer(&mut *out, &document).map_err(|e| e.to_string())?;
+    match item {
+        Output::Alert(alert) => serde_json::to_writer(&mut *out, &alert_document(alert)),
+        Output::Event(record) => serde_json::to_writer(
+            &mut *out,
+            &EventDocument::new(record, settings, forward_content),
+        ),
+    }
+    .map_err(|e| e.to_string())?;
     out.push(b'\n');
     Ok(())
+}
+
+/// The `create` action line.
+#[derive(Serialize)]
+struct Action<'a> {
+    create: ActionTarget<'a>,
+}
+
+#[derive(Serialize)]
+struct ActionTarget<'a> {
+    #[serde(rename = "_index")]
+    index: DataStream<'a>,
+    #[serde(rename = "_id")]
+    id: &'a str,
+}
+
+/// `logs-<dataset>-<namespace>`, written without building the string.
+struct DataStream<'a> {
+    dataset: &'a str,
+    namespace: &'a str,
+}
+
+impl Serialize for DataStream<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("logs-{}-{}", self.dataset, self.namespace))
+    }
 }
 
 fn labels(deployment: &str, department: Option<&str>, application: Option<&str>) -> Value {
@@ -141,68 +177,213 @@ pub fn event_document(
     settings: &DocumentSettings,
     forward_content: bool,
 ) -> Value {
-    let outcome = match record.status.as_deref() {
-        Some("success") => "success",
-        Some("error") => "failure",
-        _ => "unknown",
-    };
-    let mut gen_ai = json!({"operation": {"name": "chat"}});
-    if !record.model.is_empty() {
-        gen_ai["request"] = json!({"model": record.model});
-        if record.model.starts_with("claude") || record.model.contains("anthropic") {
-            gen_ai["system"] = json!("anthropic");
+    serde_json::to_value(EventDocument::new(record, settings, forward_content))
+        .unwrap_or(Value::Null)
+}
+
+/// The ECS document of an event, borrowed from the record: [`encode`] writes it straight into
+/// the request buffer, with no JSON tree per record.
+#[derive(Serialize)]
+struct EventDocument<'a> {
+    #[serde(rename = "@timestamp")]
+    timestamp: Millis,
+    event: EcsEvent<'a>,
+    user: UserId<'a>,
+    related: RelatedUser<'a>,
+    host: HostName<'a>,
+    agent: AgentField,
+    labels: Labels<'a>,
+    gen_ai: GenAi<'a>,
+    aiwarden: AiwardenEvent<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<SourceIp<'a>>,
+}
+
+impl<'a> EventDocument<'a> {
+    fn new(record: &'a AuditRecord, settings: &'a DocumentSettings, forward_content: bool) -> Self {
+        let outcome = match record.status.as_deref() {
+            Some("success") => "success",
+            Some("error") => "failure",
+            _ => "unknown",
+        };
+        let model = Some(record.model.as_str()).filter(|model| !model.is_empty());
+        let anthropic =
+            model.is_some_and(|model| model.starts_with("claude") || model.contains("anthropic"));
+        let usage = (record.prompt_tokens.is_some() || record.completion_tokens.is_some())
+            .then_some(Usage {
+                input_tokens: record.prompt_tokens,
+                output_tokens: record.completion_tokens,
+            });
+        // A valid address becomes ECS `source.ip` (typed `ip` in the template); anything else
+        // stays in the canonical record.
+        let ip = record
+            .ip_address
+            .as_deref()
+            .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+        EventDocument {
+            timestamp: Millis(record.timestamp),
+            event: EcsEvent {
+                kind: "event",
+                category: ["api"],
+                event_type: ["access"],
+                action: record.event_type.as_str(),
+                id: &record.event_id,
+                dataset: EVENTS_DATASET,
+                outcome,
+            },
+            user: UserId {
+                id: &record.user_id,
+            },
+            related: RelatedUser {
+                user: [&record.user_id],
+            },
+            host: HostName {
+                name: &settings.host,
+            },
+            agent: AgentField {
+                agent_type: "aiwarden",
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            labels: Labels {
+                deployment: &settings.deployment,
+                department: record.department.as_deref(),
+                application_id: Some(record.application_id.as_str()).filter(|a| !a.is_empty()),
+            },
+            gen_ai: GenAi {
+                operation: Operation { name: "chat" },
+                request: model.map(|model| ModelRequest { model }),
+                system: anthropic.then_some("anthropic"),
+                usage,
+                tool: record
+                    .mcp_integrations
+                    .first()
+                    .map(|name| ToolName { name }),
+            },
+            aiwarden: AiwardenEvent {
+                event: CanonicalRecord {
+                    view: RecordView {
+                        record,
+                        include_content: forward_content,
+                    },
+                    with_ip_address: ip.is_none(),
+                },
+            },
+            source: ip.map(|ip| SourceIp { ip }),
         }
     }
-    let mut usage = Map::new();
-    if let Some(tokens) = record.prompt_tokens {
-        usage.insert("input_tokens".into(), json!(tokens));
+}
+
+/// A time as RFC 3339 with milliseconds and `Z`, as every sink writes it.
+struct Millis(chrono::DateTime<chrono::Utc>);
+
+impl Serialize for Millis {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
     }
-    if let Some(tokens) = record.completion_tokens {
-        usage.insert("output_tokens".into(), json!(tokens));
-    }
-    if !usage.is_empty() {
-        gen_ai["usage"] = Value::Object(usage);
-    }
-    if let Some(tool) = record.mcp_integrations.first() {
-        gen_ai["tool"] = json!({"name": tool});
-    }
-    // The whole canonical record under `aiwarden.event`, so nothing is lost in the mapping.
-    let mut canonical = serde_json::to_value(RecordView {
-        record,
-        include_content: forward_content,
-    })
-    .unwrap_or(Value::Null);
-    // A valid address becomes ECS `source.ip` (typed `ip` in the template); anything else stays.
-    let ip = record
-        .ip_address
-        .as_deref()
-        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
-    if ip.is_some() {
-        if let Some(fields) = canonical.as_object_mut() {
-            fields.remove(crate::record::fields::IP_ADDRESS);
+}
+
+#[derive(Serialize)]
+struct EcsEvent<'a> {
+    kind: &'static str,
+    category: [&'static str; 1],
+    #[serde(rename = "type")]
+    event_type: [&'static str; 1],
+    action: &'a str,
+    id: &'a str,
+    dataset: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Serialize)]
+struct UserId<'a> {
+    id: &'a str,
+}
+
+#[derive(Serialize)]
+struct RelatedUser<'a> {
+    user: [&'a str; 1],
+}
+
+#[derive(Serialize)]
+struct HostName<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct AgentField {
+    #[serde(rename = "type")]
+    agent_type: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct Labels<'a> {
+    deployment: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    department: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    application_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct GenAi<'a> {
+    operation: Operation,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<ModelRequest<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool: Option<ToolName<'a>>,
+}
+
+#[derive(Serialize)]
+struct Operation {
+    name: &'static str,
+}
+
+#[derive(Serialize)]
+struct ModelRequest<'a> {
+    model: &'a str,
+}
+
+#[derive(Serialize)]
+struct Usage {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_tokens: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ToolName<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct SourceIp<'a> {
+    ip: &'a str,
+}
+
+/// The whole canonical record under `aiwarden.event`, so nothing is lost in the mapping.
+#[derive(Serialize)]
+struct AiwardenEvent<'a> {
+    event: CanonicalRecord<'a>,
+}
+
+/// The canonical record, without `ip_address` when it went to `source.ip`.
+struct CanonicalRecord<'a> {
+    view: RecordView<'a>,
+    with_ip_address: bool,
+}
+
+impl Serialize for CanonicalRecord<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.with_ip_address {
+            self.view.serialize(serializer)
+        } else {
+            self.view.without_ip_address().serialize(serializer)
         }
     }
-    let mut document = json!({
-        "@timestamp": record.timestamp.to_rfc3339_opts(SecondsFormat::Millis, true),
-        "event": {
-            "kind": "event",
-            "category": ["api"],
-            "type": ["access"],
-            "action": record.event_type.as_str(),
-            "id": record.event_id,
-            "dataset": EVENTS_DATASET,
-            "outcome": outcome,
-        },
-        "user": {"id": record.user_id},
-        "related": {"user": [record.user_id]},
-        "host": {"name": settings.host},
-        "agent": {"type": "aiwarden", "version": env!("CARGO_PKG_VERSION")},
-        "labels": labels(&settings.deployment, record.department.as_deref(), Some(&record.application_id)),
-        "gen_ai": gen_ai,
-        "aiwarden": {"event": canonical},
-    });
-    if let Some(ip) = ip {
-        document["source"] = json!({"ip": ip});
-    }
-    document
 }
