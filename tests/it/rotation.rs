@@ -68,12 +68,21 @@ fn rename_rotation_while_writing_delivers_every_line_once() {
     let path = agent.path("in/audit.jsonl");
     let mut file = std::fs::File::create(&path).unwrap();
     let child = agent.spawn();
-    // Rotations before the agent is up would be rotated past a file it never saw.
     wait_until(Duration::from_secs(20), "startup", || {
         agent.log().contains("aiwarden started")
     });
     for n in 0..LINES {
         writeln!(file, "{}", line(n)).unwrap();
+        if n % 1000 == 0 {
+            // A file renamed before the agent ever saw it at the watched path is outside
+            // `include`: no tailer can read it. logrotate renames after hours, not
+            // milliseconds, so let the agent see each new file (it needs its first bytes for
+            // the identity) before writing on.
+            let files = n / 1000 + 1;
+            wait_until(Duration::from_secs(20), "the new file to be tailed", || {
+                agent.log().matches("Tailing file").count() >= files
+            });
+        }
         if n % 1000 == 999 {
             // logrotate's default: rename, then the writer opens a new file.
             std::fs::rename(&path, agent.path(&format!("in/audit.jsonl.{}", n / 1000))).unwrap();
