@@ -3,6 +3,7 @@
 use super::Failure;
 use crate::config::Config;
 use crate::pipeline::{rules, Pipeline, Shutdown};
+use crate::sinks::SinkConfig;
 use crate::telemetry::{init_logging, server, systemd, Metrics};
 use anyhow::Context;
 use std::path::Path;
@@ -40,12 +41,37 @@ pub fn check_config(path: &Path, quiet: bool, connect: bool) -> Result<(), Failu
     if quiet {
         return Ok(());
     }
+    // On stderr, so that stdout stays the effective configuration as TOML.
+    for warning in start_warnings(&config) {
+        eprintln!("warning: {warning}");
+    }
     print!("{}", config.to_masked_toml());
     println!(
         "# configuration OK: {} ({rule_count} rules enabled)",
         path.display()
     );
     Ok(())
+}
+
+/// What `run` warns about at start for a configuration it accepts, so that `check-config` can
+/// say it before the agent is deployed.
+fn start_warnings(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if config.evidence.enabled {
+        for (name, sink) in config.effective_sinks() {
+            let SinkConfig::Syslog(syslog) = &sink else {
+                continue;
+            };
+            if let Some(reason) = crate::sinks::syslog::no_chain_reason(syslog) {
+                warnings.push(format!(
+                    "sink {name}: [evidence] is on, but this syslog sink carries no evidence \
+                     chain ({reason}): its records are sent unstamped and `aiwarden verify` \
+                     cannot prove them; use transport = \"tcp\" or \"tls\" with format = \"json\""
+                ));
+            }
+        }
+    }
+    warnings
 }
 
 /// Try every sink's destination; print one line per sink; fail when one cannot be reached.

@@ -165,6 +165,24 @@ const CHAIN_PREV_HASH: CatalogueField = both(
 );
 const CHAIN_HASH: CatalogueField = both("chain.hash", Keyword, "aiwarden.chain.hash", "Chain.hash");
 
+/// The real user behind the pseudonymous `user_id`, sent only to sinks with `real_identity =
+/// true` (`privacy::REAL_USER_ID`). Events carry it in `extra`, so in Elastic it sits in the
+/// canonical record (`aiwarden.event.*`); alerts name it like their other canonical fields
+/// (`aiwarden.*`). Sentinel gives it a declared column in both tables rather than `Extra`.
+const REAL_USER_EVENT: CatalogueField = both(
+    "real_user_id",
+    Keyword,
+    "aiwarden.event.real_user_id",
+    "RealUserId",
+);
+/// The real user on an alert (`AlertEntity::real_user_id`); see [`REAL_USER_EVENT`].
+const REAL_USER_ALERT: CatalogueField = both(
+    "real_user_id",
+    Keyword,
+    "aiwarden.real_user_id",
+    "RealUserId",
+);
+
 /// Fields of a signed checkpoint record (`evidence::CheckpointBody` and where it sits), besides
 /// its own chain stamp: Splunk sourcetype `aiwarden:checkpoint`, the Elastic events data stream,
 /// a row of either Sentinel table.
@@ -370,6 +388,7 @@ pub const EVENT_FIELDS: &[CatalogueField] = &[
     ),
     passed("role", "aiwarden.event.role", "Extra.role"),
     passed("new_role", "aiwarden.event.new_role", "Extra.new_role"),
+    REAL_USER_EVENT,
     only(Keyword, Some("aiwarden.event.ip_address"), None),
     only(Object, None, Some("Extra")),
     only(Keyword, None, Some("Deployment")),
@@ -423,6 +442,7 @@ pub const ALERT_FIELDS: &[CatalogueField] = &[
     both("entity_type", Keyword, "aiwarden.entity.type", "EntityType"),
     both("entity_key", Keyword, "aiwarden.entity.key", "EntityKey"),
     both("user_id", Keyword, "user.id", "UserId"),
+    REAL_USER_ALERT,
     both("session_id", Keyword, "aiwarden.session_id", "SessionId"),
     both("department", Keyword, "labels.department", "Department"),
     both(

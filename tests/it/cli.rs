@@ -243,3 +243,72 @@ fn demo_into_a_reader_that_goes_away_stops_instead_of_retrying() {
     assert!(log.contains("Output closed by its reader"), "{log}");
     assert!(!log.contains("retrying"), "{log}");
 }
+
+/// `run` warns at start that a syslog sink with CEF payloads or UDP carries no evidence chain;
+/// `check-config` says the same before deployment, and nothing for a chained sink.
+#[test]
+fn check_config_warns_when_a_syslog_sink_carries_no_chain() {
+    let agent = AgentDir::new();
+    let key = agent.path("checkpoint.key");
+    let made = Command::new(binary())
+        .args(["keygen", "checkpoint", "--key-file"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let check = |sinks: &str| {
+        let config = agent.write_config(&format!(
+            "[agent]\nstate_dir = \"{{dir}}/state\"\n[sources.in]\ntype = \"stdin\"\n{sinks}\n\
+             [evidence]\nenabled = true\nsigning_key_file = \"{{dir}}/checkpoint.key\"\n"
+        ));
+        let output = Command::new(binary())
+            .args(["check-config", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("configuration OK"),
+            "{output:?}"
+        );
+        stderr
+    };
+    let warned = check(
+        r#"
+[sinks.arcsight]
+type = "syslog"
+address = "127.0.0.1:6514"
+format = "cef"
+[sinks.datagrams]
+type = "syslog"
+address = "127.0.0.1:514"
+transport = "udp"
+[sinks.chained]
+type = "syslog"
+address = "127.0.0.1:6515"
+"#,
+    );
+    let warnings: Vec<&str> = warned
+        .lines()
+        .filter(|line| line.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warned}");
+    assert!(
+        warnings[0].starts_with("warning: sink arcsight: [evidence] is on")
+            && warnings[0].contains("CEF"),
+        "{warned}"
+    );
+    assert!(
+        warnings[1].starts_with("warning: sink datagrams: ") && warnings[1].contains("UDP"),
+        "{warned}"
+    );
+    let quiet = check(
+        r#"
+[sinks.chained]
+type = "syslog"
+address = "127.0.0.1:6515"
+"#,
+    );
+    assert!(!quiet.contains("warning"), "{quiet}");
+}

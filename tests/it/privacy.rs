@@ -292,3 +292,172 @@ fn redaction_holdout_precision_and_recall() {
         "holdout fell below its floor"
     );
 }
+
+mod real_identity_per_siem {
+    //! Issue 9, point 1: every SIEM sink with `real_identity = true` receives the real user next
+    //! to the pseudonym, on alerts and events; the same sink without it never sees the person.
+    //! One agent run feeds a pair of sinks per SIEM mock.
+
+    use crate::mock::elastic::ElasticMock;
+    use crate::mock::sentinel::{SentinelMock, CLIENT_ID, DCR, TENANT};
+    use crate::mock::splunk_hec::HecMock;
+    use crate::util::{record, AgentDir};
+    use crate::verify::{aiwarden, run_agent};
+    use serde_json::{json, Value};
+    use std::time::Duration;
+
+    const ALICE: &str = "alice@acme.example";
+    const API_KEY: &str = "cmVhbGlkOnRlc3Q=";
+
+    fn hec_sink(name: &str, mock: &HecMock, real_identity: bool) -> String {
+        format!(
+            "[sinks.{name}]\ntype = \"splunk_hec\"\nendpoint = \"{}\"\ntoken = \"t0k3n\"\n\
+             records = \"both\"\nreal_identity = {real_identity}\nbatch = {{ timeout = \"50ms\" }}\n",
+            mock.endpoint()
+        )
+    }
+
+    fn elastic_sink(name: &str, mock: &ElasticMock, real_identity: bool) -> String {
+        format!(
+            "[sinks.{name}]\ntype = \"elastic\"\nendpoint = \"{}\"\nrecords = \"both\"\n\
+             auth = {{ strategy = \"api_key\", api_key = \"{API_KEY}\" }}\n\
+             real_identity = {real_identity}\nbatch = {{ timeout = \"50ms\" }}\n",
+            mock.endpoint()
+        )
+    }
+
+    fn sentinel_sink(name: &str, mock: &SentinelMock, real_identity: bool) -> String {
+        format!(
+            "[sinks.{name}]\ntype = \"sentinel\"\ntenant_id = \"{TENANT}\"\n\
+             client_id = \"{CLIENT_ID}\"\nclient_secret = \"s3cr3t\"\nauthority_host = \"{url}\"\n\
+             ingestion_endpoint = \"{url}\"\ndcr_immutable_id = \"{DCR}\"\nrecords = \"both\"\n\
+             real_identity = {real_identity}\nbatch = {{ timeout = \"50ms\" }}\n",
+            url = mock.url()
+        )
+    }
+
+    fn pseudonym(value: &Value) -> &str {
+        let text = value.as_str().unwrap_or_default();
+        assert!(text.starts_with("psn:2026-11:"), "not a pseudonym: {value}");
+        text
+    }
+
+    /// Nothing of the two people is anywhere in what a sink without `real_identity` received.
+    fn no_identity(siem: &str, received: &[Value]) {
+        assert!(!received.is_empty(), "{siem} received nothing");
+        let text = serde_json::to_string(received).unwrap();
+        assert!(!text.contains("acme.example"), "{siem}: {text}");
+    }
+
+    #[test]
+    fn every_siem_gets_the_real_user_only_where_allowed() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (hec_real, hec_plain) = runtime.block_on(async {
+            (
+                HecMock::start("t0k3n", false, 0).await,
+                HecMock::start("t0k3n", false, 0).await,
+            )
+        });
+        let (es_real, es_plain) = runtime.block_on(async {
+            let authorization = format!("ApiKey {API_KEY}");
+            (
+                ElasticMock::start(&authorization).await,
+                ElasticMock::start(&authorization).await,
+            )
+        });
+        let (sentinel_real, sentinel_plain) = runtime.block_on(async {
+            let lifetime = Duration::from_secs(3600);
+            (
+                SentinelMock::start("s3cr3t", lifetime).await,
+                SentinelMock::start("s3cr3t", lifetime).await,
+            )
+        });
+        let agent = AgentDir::new();
+        let keys = agent.path("pseudonym.keys");
+        let made = aiwarden(&[
+            "keygen",
+            "pseudonym",
+            "--id",
+            "2026-11",
+            "--key-file",
+            keys.to_str().unwrap(),
+        ]);
+        assert!(made.status.success(), "{made:?}");
+        agent.write_config(&format!(
+            "[agent]\nstate_dir = \"{{dir}}/state\"\n[sources.in]\ntype = \"stdin\"\n\
+             {}{}{}{}{}{}\
+             [privacy]\npseudonymise = true\nkey_file = \"{{dir}}/pseudonym.keys\"\n\
+             pseudonymise_fields = [\"resource_owner\"]\n",
+            hec_sink("hec_real", &hec_real, true),
+            hec_sink("hec_plain", &hec_plain, false),
+            elastic_sink("es_real", &es_real, true),
+            elastic_sink("es_plain", &es_plain, false),
+            sentinel_sink("sentinel_real", &sentinel_real, true),
+            sentinel_sink("sentinel_plain", &sentinel_plain, false),
+        ));
+        // alice reads bob's mailbox: cross-user-access, decided on the real identities.
+        run_agent(
+            &agent,
+            &[record(
+                "e-1",
+                "2026-11-23T10:00:00Z",
+                ALICE,
+                "s-1",
+                json!({"resource_owner": "bob@acme.example"}),
+            )],
+        );
+
+        // Splunk HEC: the canonical JSON, `real_user_id` beside `user_id`.
+        let by_sourcetype = |mock: &HecMock, sourcetype: &str| -> Value {
+            mock.accepted()
+                .into_iter()
+                .find(|envelope| envelope["sourcetype"] == sourcetype)
+                .map(|envelope| envelope["event"].clone())
+                .unwrap_or_else(|| panic!("no {sourcetype}"))
+        };
+        let alert = by_sourcetype(&hec_real, "aiwarden:alert");
+        let event = by_sourcetype(&hec_real, "aiwarden:event");
+        assert_eq!(alert["rule_id"], "cross-user-access");
+        assert_eq!(alert["real_user_id"], ALICE);
+        assert_eq!(event["real_user_id"], ALICE);
+        assert_eq!(pseudonym(&alert["user_id"]), pseudonym(&event["user_id"]));
+        no_identity("hec_plain", &hec_plain.accepted());
+
+        // Elastic: `aiwarden.real_user_id` on alerts, the canonical record's field on events.
+        assert_eq!(es_real.violations(), Vec::<String>::new());
+        let alerts = es_real.documents("logs-aiwarden.alerts-default");
+        let events = es_real.documents("logs-aiwarden.events-default");
+        let alert = alerts.values().next().expect("an alert document");
+        let event = &events["e-1"];
+        assert_eq!(alert["aiwarden"]["real_user_id"], ALICE);
+        assert_eq!(event["aiwarden"]["event"]["real_user_id"], ALICE);
+        assert_eq!(
+            pseudonym(&alert["user"]["id"]),
+            pseudonym(&event["user"]["id"])
+        );
+        let plain: Vec<Value> = ["alerts", "events"]
+            .iter()
+            .flat_map(|kind| es_plain.documents(&format!("logs-aiwarden.{kind}-default")))
+            .map(|(_, document)| document)
+            .collect();
+        assert_eq!(plain.len(), 2);
+        no_identity("es_plain", &plain);
+
+        // Sentinel: the declared `RealUserId` column in both tables (the strict mock keeps
+        // declared columns only, as Log Analytics does).
+        assert_eq!(sentinel_real.violations(), Vec::<String>::new());
+        let alert = sentinel_real.rows("Custom-AIWardenAlerts_CL").remove(0);
+        let event = sentinel_real.rows("Custom-AIWardenEvents_CL").remove(0);
+        assert_eq!(alert["RealUserId"], ALICE);
+        assert_eq!(event["RealUserId"], ALICE);
+        assert!(event["Extra"].get("real_user_id").is_none(), "{event}");
+        assert_eq!(pseudonym(&alert["UserId"]), pseudonym(&event["UserId"]));
+        let plain: Vec<Value> = ["Alerts", "Events"]
+            .iter()
+            .flat_map(|table| sentinel_plain.rows(&format!("Custom-AIWarden{table}_CL")))
+            .collect();
+        assert_eq!(plain.len(), 2);
+        no_identity("sentinel_plain", &plain);
+        assert!(plain.iter().all(|row| row.get("RealUserId").is_none()));
+    }
+}

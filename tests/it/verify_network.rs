@@ -1,8 +1,10 @@
 //! The evidence chain through the network sinks other than HEC, each checked where its records
-//! end up: the Sentinel rows the strict mock stored (only the columns the DCR declares), the file
-//! a real rsyslog wrote, a Kafka topic dumped one value per line; and a quiet HEC stream that is
-//! signed by the driver's timer rather than by a stop.
+//! end up: the Sentinel rows the strict mock stored (only the columns the DCR declares), the
+//! Elastic documents as a `_search` gives them back, the file a real rsyslog wrote, a Kafka topic
+//! dumped one value per line; and a quiet HEC stream that is signed by the driver's timer rather
+//! than by a stop.
 
+use crate::mock::elastic::ElasticMock;
 use crate::mock::sentinel::{SentinelMock, CLIENT_ID, DCR, TENANT};
 use crate::mock::splunk_hec::HecMock;
 use crate::syslog::rsyslog::Daemon;
@@ -159,6 +161,77 @@ timeout = "50ms"
         .unwrap();
     edited[position]["PromptTokens"] = json!(1);
     std::fs::write(&path, serde_json::to_string(&edited).unwrap()).unwrap();
+    let (code, report) = verify(&agent, &path, &[]);
+    assert_eq!(code, 1, "{report}");
+    assert!(report.contains("altered records"), "{report}");
+}
+
+/// Documents as `GET logs-aiwarden.events-*/_search` answers: hits with `_index`, `_id` and
+/// `_source`, in the index's order rather than the chain's.
+fn as_search_response(documents: &[(String, Value)], index: &str) -> Value {
+    let hits: Vec<Value> = documents
+        .iter()
+        .rev()
+        .map(|(id, source)| json!({"_index": index, "_id": id, "_score": 1.0, "_source": source}))
+        .collect();
+    json!({
+        "took": 3,
+        "timed_out": false,
+        "hits": {"total": {"value": hits.len(), "relation": "eq"}, "max_score": 1.0, "hits": hits},
+    })
+}
+
+#[test]
+fn elastic_documents_from_a_search_export_verify_with_their_checkpoints() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let api_key = "ZXZpZGVuY2U6dGVzdA==";
+    let mock = runtime.block_on(ElasticMock::start(&format!("ApiKey {api_key}")));
+    let agent = keyed_agent();
+    run_twice(
+        &agent,
+        &format!(
+            r#"
+[sinks.es]
+type = "elastic"
+endpoint = "{endpoint}"
+auth = {{ strategy = "api_key", api_key = "{api_key}" }}
+records = "events"
+[sinks.es.batch]
+timeout = "50ms"
+"#,
+            endpoint = mock.endpoint()
+        ),
+    );
+    assert_eq!(mock.violations(), Vec::<String>::new());
+    // Checkpoints go to the events data stream with the chain they sign.
+    let stream = "logs-aiwarden.events-default";
+    let documents: Vec<(String, Value)> = mock.documents(stream).into_iter().collect();
+    assert_eq!(documents.len(), 205, "200 events and 5 checkpoints");
+    assert!(documents
+        .iter()
+        .all(|(_, document)| document["aiwarden"]["chain"]["seq"].is_u64()));
+    let checkpoints = documents
+        .iter()
+        .filter(|(_, document)| document["aiwarden"]["record_type"] == "aiwarden_checkpoint")
+        .count();
+    assert_eq!(
+        checkpoints, 5,
+        "every 40 records, and the last at each stop"
+    );
+    let path = agent.path("elastic-search.json");
+    std::fs::write(&path, as_search_response(&documents, stream).to_string()).unwrap();
+    let (code, report) = verify(&agent, &path, &["--from-seq", "1"]);
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("checkpoints verified      5"), "{report}");
+    // Every record up to the last checkpoint's head; that checkpoint record itself comes after.
+    assert!(report.contains("proven by a checkpoint    204"), "{report}");
+
+    // A token count edited in the index is an altered record.
+    let mut edited = documents.clone();
+    let (_, document) = edited.iter_mut().find(|(id, _)| id == "e-0077").unwrap();
+    document["gen_ai"]["usage"]["input_tokens"] = json!(1);
+    document["aiwarden"]["event"]["prompt_tokens"] = json!(1);
+    std::fs::write(&path, as_search_response(&edited, stream).to_string()).unwrap();
     let (code, report) = verify(&agent, &path, &[]);
     assert_eq!(code, 1, "{report}");
     assert!(report.contains("altered records"), "{report}");

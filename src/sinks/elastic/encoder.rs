@@ -159,6 +159,15 @@ pub fn alert_document(alert: &Alert) -> Value {
         document["user"] = json!({"id": user});
         document["related"] = json!({"user": [user]});
     }
+    // ECS has no field for the person behind a pseudonymous `user.id`, and `user.name` is
+    // read by Elastic Security as the user's identity (entity analytics, the user view), so the
+    // real user would silently replace the pseudonym there. It stays aiwarden's own field,
+    // named like the alert's other canonical fields (`aiwarden.session_id`); events carry it in
+    // the canonical record under `aiwarden.event.real_user_id` by the same rule. It is kept out
+    // of `related.user`, which holds the pseudonym only, as on events.
+    if let Some(real) = &entity.real_user_id {
+        document["aiwarden"]["real_user_id"] = json!(real);
+    }
     if !techniques.is_empty() {
         document["threat"] = json!({
             "framework": atlas::FRAMEWORK,

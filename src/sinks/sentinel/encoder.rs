@@ -2,6 +2,7 @@
 //! (PROTOCOLS.md §3): flat objects whose keys are the declared columns, with `TimeGenerated`.
 //! `connectors/sentinel/` declares exactly these columns; a test keeps the two in step.
 
+use crate::privacy::REAL_USER_ID;
 use crate::record::{atlas, Alert, AuditRecord};
 use chrono::SecondsFormat;
 use serde_json::{json, Map, Value};
@@ -20,6 +21,7 @@ pub fn alert_row(alert: &Alert) -> Value {
         "EntityType": entity.entity_type,
         "EntityKey": entity.entity_key,
         "UserId": entity.user_id,
+        "RealUserId": entity.real_user_id,
         "SessionId": entity.session_id,
         "Department": entity.department,
         "ApplicationId": entity.application_id,
@@ -41,17 +43,32 @@ pub fn alert_row(alert: &Alert) -> Value {
 }
 
 /// The row of an event. Fields the decoder did not know go to the `Extra` column (dynamic).
+///
+/// The real user that the privacy transform adds for a `real_identity` sink travels in `extra`
+/// but gets the declared `RealUserId` column, as on alerts: one column name in both tables, and
+/// a typed string that analytics rules and joins can use without reading `Extra`.
 pub fn event_row(
     record: &AuditRecord,
     deployment: &str,
     host: &str,
     forward_content: bool,
 ) -> Value {
+    let mut extra = record.extra.clone();
+    let real_user_id = match extra.remove(REAL_USER_ID) {
+        Some(Value::String(real)) => Some(real),
+        // Not the transform's string: an input field of that name, kept where it came from.
+        Some(other) => {
+            extra.insert(REAL_USER_ID.into(), other);
+            None
+        }
+        None => None,
+    };
     let mut row = json!({
         "TimeGenerated": record.timestamp.to_rfc3339_opts(SecondsFormat::Millis, true),
         "EventId": record.event_id,
         "EventType": record.event_type.as_str(),
         "UserId": record.user_id,
+        "RealUserId": real_user_id,
         "SessionId": record.session_id,
         "ApplicationId": record.application_id,
         "Department": record.department,
@@ -70,7 +87,7 @@ pub fn event_row(
         "Status": record.status,
         "ErrorType": record.error_type,
         "StopReason": record.stop_reason,
-        "Extra": Value::Object(record.extra.clone()),
+        "Extra": Value::Object(extra),
         "Deployment": deployment,
         "AgentHost": host,
     });
@@ -83,7 +100,11 @@ pub fn event_row(
                 row.insert("ResponseRaw".into(), json!(response));
             }
         }
-        if record.extra.is_empty() {
+        if row
+            .get("Extra")
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+        {
             row.remove("Extra");
         }
     }

@@ -7,11 +7,14 @@
 use super::{full_alert, full_event, read_json};
 use aiwarden::evidence::encoded::{checkpoint_encoded, stamp_encoded, EncodedShape};
 use aiwarden::evidence::{CheckpointSigner, EvidenceConfig, SinkEvidence};
+use aiwarden::privacy::{
+    IpMaskMode, IpMasking, PseudonymKey, PseudonymKeys, Redactor, SinkPrivacy, Transform,
+};
 use aiwarden::record::catalogue::{
     CatalogueField, FieldKind, Siem, ALERT_FIELDS, CHAIN_FIELDS, CHECKPOINT_FIELDS, EVENT_FIELDS,
     SPLUNK_INDEXED_ALERT, SPLUNK_INDEXED_EVENT,
 };
-use aiwarden::record::RecordView;
+use aiwarden::record::{Alert, AuditRecord, Output, RecordView};
 use aiwarden::sinks::elastic::{alert_document, event_document, DocumentSettings};
 use aiwarden::sinks::sentinel::{alert_row, event_row};
 use serde_json::{json, Map, Value};
@@ -108,6 +111,42 @@ fn full_event_with_extra() -> aiwarden::record::AuditRecord {
     event
 }
 
+/// The alert and event as a sink with `real_identity = true` receives them: the user
+/// pseudonymised and the real user beside it, so `real_user_id` is emitted and checked too.
+fn as_real_identity_sink_gets_them(alert: Alert, event: AuditRecord) -> (Alert, AuditRecord) {
+    let keys = PseudonymKeys::from_keys(vec![PseudonymKey::new("k1", [7; 32])]).unwrap();
+    let transform = Transform::new(
+        Some(keys),
+        Vec::new(),
+        IpMasking {
+            mode: IpMaskMode::Off,
+            ..IpMasking::default()
+        },
+        Redactor::new(&[]).unwrap(),
+    );
+    let policy = SinkPrivacy {
+        forward_content: true,
+        real_identity: true,
+    };
+    let alert = match transform
+        .apply(&Output::Alert(alert.into()), &policy)
+        .into_owned()
+    {
+        Output::Alert(alert) => Alert::clone(&alert),
+        Output::Event(_) => unreachable!(),
+    };
+    let event = match transform
+        .apply(&Output::Event(event.into()), &policy)
+        .into_owned()
+    {
+        Output::Event(event) => AuditRecord::clone(&event),
+        Output::Alert(_) => unreachable!(),
+    };
+    assert_eq!(alert.entity.real_user_id.as_deref(), Some("u-1"));
+    assert_eq!(event.extra["real_user_id"], "u-1");
+    (alert, event)
+}
+
 /// Leaf paths and values; arrays and `stop_at` objects are leaves.
 fn leaves<'a>(
     value: &'a Value,
@@ -182,8 +221,7 @@ fn check_emitted(
 
 #[test]
 fn the_catalogue_is_exactly_what_each_sink_emits() {
-    let alert = full_alert();
-    let event = full_event_with_extra();
+    let (alert, event) = as_real_identity_sink_gets_them(full_alert(), full_event_with_extra());
     let checkpoints = checkpoint_catalogue();
     // Splunk receives the canonical JSON as the event body (HEC `event`).
     let view = RecordView {
