@@ -26,6 +26,10 @@ pub fn detect(object: &serde_json::Map<String, serde_json::Value>) -> Option<Det
     } else if [fields::EVENT_ID, fields::TIMESTAMP, fields::USER_ID]
         .iter()
         .all(|key| object.contains_key(*key))
+        // Another agent's checkpoint: the native decoder knows to skip it.
+        || object
+            .get("record_type")
+            .is_some_and(|value| native::is_checkpoint("record_type", value))
     {
         Some(Detected::Native)
     } else {
@@ -54,7 +58,7 @@ pub(super) fn decode_auto(
         Some(Detected::BedrockInvocation) => {
             bedrock::from_object(object, &mut state.sessions, out)
         }
-        Some(Detected::Native) => out.push(native::from_object(object)),
+        Some(Detected::Native) => out.extend(native::from_object(object).transpose()),
         None => out.push(Err(DecodeError::new(
             Reason::UnknownFormat,
             "no format recognises the line: expected `resourceLogs` (OTLP), `schemaType` (Bedrock) or `event_id`, `timestamp` and `user_id` (native)",

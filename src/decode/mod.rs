@@ -146,11 +146,15 @@ impl Decoder {
     pub fn decode(&mut self, line: &[u8], out: &mut Vec<Result<AuditRecord, DecodeError>>) {
         let state = &mut self.state;
         match self.format {
-            Format::Native if state.mapping.is_empty() => out.push(decode_native(line)),
-            Format::Native => out.push(parse_object(line).and_then(|mut object| {
-                state.mapping.apply(&mut object);
-                native::from_object(object)
-            })),
+            Format::Native if state.mapping.is_empty() => native::decode_native_into(line, out),
+            Format::Native => out.extend(
+                parse_object(line)
+                    .and_then(|mut object| {
+                        state.mapping.apply(&mut object);
+                        native::from_object(object)
+                    })
+                    .transpose(),
+            ),
             Format::ClaudeCodeOtel => decode_claude_code(line, &state.options, out),
             Format::BedrockInvocation => decode_bedrock(line, &mut state.sessions, out),
             Format::Auto => auto::decode_auto(line, state, out),

@@ -13,6 +13,25 @@ use sha2::{Digest, Sha256};
 /// copied, and only unknown fields are kept as JSON values. This is the agent's hot path, and
 /// the result is what parsing into a `serde_json::Value` and [`from_object`] would give.
 pub fn decode_native(line: &[u8]) -> Result<AuditRecord, DecodeError> {
+    walk_native(line)?.ok_or_else(|| {
+        DecodeError::new(
+            Reason::InvalidValue,
+            "a signed aiwarden checkpoint record, not an event",
+        )
+    })
+}
+
+/// Decode one native JSON line into `out`: nothing for an upstream agent's checkpoint record.
+///
+/// Lines forwarded by another aiwarden (an edge agent's `kafka` or `file` sink) carry its
+/// evidence stamp (`chain`) and, now and then, its signed checkpoints. The stamp proves that
+/// agent's delivery, not ours (each of our sinks stamps its own chain), so it is dropped rather
+/// than kept in `extra` where it would be forwarded stale; checkpoints are not events.
+pub fn decode_native_into(line: &[u8], out: &mut Vec<Result<AuditRecord, DecodeError>>) {
+    out.extend(walk_native(line).transpose());
+}
+
+fn walk_native(line: &[u8]) -> Result<Option<AuditRecord>, DecodeError> {
     let text = std::str::from_utf8(line).map_err(|error| {
         DecodeError::new(
             Reason::InvalidUtf8,
@@ -22,16 +41,19 @@ pub fn decode_native(line: &[u8]) -> Result<AuditRecord, DecodeError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let mut slots = Slots::default();
     let mut extra = Map::new();
+    let mut checkpoint = false;
     let walked = serde::Deserializer::deserialize_any(
         &mut deserializer,
         TopLevel {
             slots: &mut slots,
             extra: &mut extra,
+            checkpoint: &mut checkpoint,
         },
     )
     .and_then(|walked| deserializer.end().map(|()| walked));
     match walked {
-        Ok(None) => slots.into_record(extra),
+        Ok(None) if checkpoint => Ok(None),
+        Ok(None) => slots.into_record(extra).map(Some),
         Ok(Some(found)) => Err(DecodeError::new(
             Reason::NotAnObject,
             format!("expected a JSON object, found {found}"),
@@ -48,6 +70,8 @@ pub fn decode_native(line: &[u8]) -> Result<AuditRecord, DecodeError> {
 struct TopLevel<'a> {
     slots: &'a mut Slots,
     extra: &'a mut Map<String, Value>,
+    /// Set when the object is an upstream agent's checkpoint record.
+    checkpoint: &'a mut bool,
 }
 
 impl<'de> Visitor<'de> for TopLevel<'_> {
@@ -61,8 +85,15 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match key {
                 Key::Canonical(field) => *self.slots.slot(field) = Some(map.next_value()?),
+                Key::UpstreamStamp => {
+                    map.next_value::<IgnoredAny>()?;
+                }
                 Key::Other(name) => {
-                    self.extra.insert(name, map.next_value()?);
+                    let value: Value = map.next_value()?;
+                    if is_checkpoint(&name, &value) {
+                        *self.checkpoint = true;
+                    }
+                    self.extra.insert(name, value);
                 }
             }
         }
@@ -102,7 +133,21 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 /// An object key: a canonical field (matched on the borrowed text) or an unknown name.
 enum Key {
     Canonical(Field),
+    /// The evidence stamp of the agent that forwarded the line.
+    UpstreamStamp,
     Other(String),
+}
+
+/// The top-level key of an aiwarden evidence stamp in JSON lines.
+const UPSTREAM_STAMP: &str = match crate::evidence::JSON_LINES_STAMP {
+    crate::evidence::StampLocation::TopLevel(name) => name,
+    crate::evidence::StampLocation::Nested(_, name) => name,
+};
+
+/// Whether a top-level field marks a signed checkpoint record of another agent.
+pub(super) fn is_checkpoint(name: &str, value: &Value) -> bool {
+    name == "record_type"
+        && value.as_str() == Some(crate::evidence::checkpoint::CHECKPOINT_RECORD_TYPE)
 }
 
 struct KeySeed;
@@ -125,6 +170,7 @@ impl<'de> Visitor<'de> for KeySeed {
     fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
         Ok(match Field::from_name(key) {
             Some(field) => Key::Canonical(field),
+            None if key == UPSTREAM_STAMP => Key::UpstreamStamp,
             None => Key::Other(key.to_owned()),
         })
     }
@@ -315,19 +361,27 @@ impl Slots {
     }
 }
 
-/// Build a record from a JSON object (shared with decoders that map other shapes onto it).
-pub fn from_object(map: Map<String, Value>) -> Result<AuditRecord, DecodeError> {
+/// Build a record from a JSON object (shared with decoders that map other shapes onto it):
+/// `None` for an upstream agent's checkpoint record, whose stamp is dropped as in
+/// [`decode_native_into`].
+pub fn from_object(map: Map<String, Value>) -> Result<Option<AuditRecord>, DecodeError> {
     let mut slots = Slots::default();
     let mut extra = Map::new();
+    let mut checkpoint = false;
     for (key, value) in map {
         match Field::from_name(&key) {
             Some(field) => *slots.slot(field) = Some(value),
+            None if key == UPSTREAM_STAMP => {}
             None => {
+                checkpoint |= is_checkpoint(&key, &value);
                 extra.insert(key, value);
             }
         }
     }
-    slots.into_record(extra)
+    if checkpoint {
+        return Ok(None);
+    }
+    slots.into_record(extra).map(Some)
 }
 
 /// Fill derived fields every decoder agrees on.

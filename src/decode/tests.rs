@@ -187,3 +187,53 @@ fn invalid_utf8_is_its_own_reason() {
     assert_eq!(error.reason, Reason::InvalidUtf8);
     assert!(error.detail.contains("byte 40"));
 }
+
+/// A line an edge agent's sink wrote: the record plus its evidence stamp, then a checkpoint.
+fn forwarded_by_another_agent() -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = crate::evidence::Chain::open(dir.path(), "kafka", "edge-1").unwrap();
+    let mut record: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(GOOD).unwrap();
+    chain.stamp(&mut record, crate::evidence::JSON_LINES_STAMP);
+    let signer = crate::evidence::CheckpointSigner::generate();
+    let checkpoint = chain.checkpoint(
+        &signer,
+        chrono::Utc::now(),
+        crate::evidence::JSON_LINES_STAMP,
+    );
+    (
+        serde_json::Value::Object(record).to_string(),
+        serde_json::Value::Object(checkpoint).to_string(),
+    )
+}
+
+#[test]
+fn an_upstream_agents_stamp_is_dropped_and_its_checkpoints_are_not_events() {
+    let (record, checkpoint) = forwarded_by_another_agent();
+    assert!(record.contains("\"chain\""), "{record}");
+    for format in [Format::Native, Format::Auto] {
+        let mut out = Vec::new();
+        let mut decoder = Decoder::new(format, Mapping::default(), DecodeOptions::default());
+        decoder.decode(record.as_bytes(), &mut out);
+        decoder.decode(checkpoint.as_bytes(), &mut out);
+        assert_eq!(out.len(), 1, "{format:?}: the checkpoint yields nothing");
+        let decoded = out.pop().unwrap().unwrap();
+        assert_eq!(decoded.event_id, "0f8e2c1a-5a7b-4c7e-9a51-2f1d3c4b5a69");
+        assert!(!decoded.extra.contains_key("chain"), "{format:?}");
+        assert!(decoded.extra.contains_key("x_custom"), "{format:?}");
+    }
+    // Through `[mapping]` too, which takes the object path.
+    let mut out = Vec::new();
+    let mut decoder = Decoder::new(
+        Format::Native,
+        Mapping::from_pairs([("department", "dept")]),
+        DecodeOptions::default(),
+    );
+    decoder.decode(record.as_bytes(), &mut out);
+    decoder.decode(checkpoint.as_bytes(), &mut out);
+    assert_eq!(out.len(), 1);
+    assert!(!out[0].as_ref().unwrap().extra.contains_key("chain"));
+    // A caller that wants exactly one record is told what the line is.
+    let error = decode_native(checkpoint.as_bytes()).unwrap_err();
+    assert!(error.detail.contains("checkpoint"), "{}", error.detail);
+}
