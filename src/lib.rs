@@ -31,6 +31,7 @@ pub mod detect;
 pub mod enrich;
 pub mod evidence;
 pub mod kafka;
+pub mod net;
 pub mod pipeline;
 pub mod privacy;
 pub mod queue;

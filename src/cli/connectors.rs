@@ -4,7 +4,7 @@
 use super::Failure;
 use crate::config::Config;
 use crate::connectors::elastic::{self, ElasticTarget, InstallOptions};
-use crate::sinks::util::http::build_client;
+use crate::net::http::build_client;
 use crate::sinks::SinkConfig;
 use anyhow::{anyhow, Context};
 use std::path::Path;

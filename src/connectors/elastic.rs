@@ -10,8 +10,8 @@
 //! `PUT _index_template/<name>`; Kibana `POST /api/saved_objects/_import` and
 //! `POST /api/detection_engine/rules/_import` (multipart `file`, header `kbn-xsrf`).
 
+use crate::net::http::error_chain;
 use crate::sinks::elastic::ElasticAuth;
-use crate::sinks::util::http::error_chain;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
 

@@ -1,7 +1,7 @@
 //! Delivering one group of encoded records: send, sort the answer, retry, split, dead-letter.
 
 use super::{log_label, Classified, Encoded, ItemVerdict, Service, Shared};
-use crate::sinks::util::retry::{Backoff, Compression};
+use crate::net::retry::{Backoff, Compression};
 use crate::telemetry::SinkHealth;
 use bytes::Bytes;
 use std::collections::VecDeque;

@@ -14,10 +14,10 @@
 //! what to fix, and keep probing.
 
 use super::util::batch::BatchConfig;
-use super::util::retry::RequestConfig;
 use super::{Routing, SinkBatch, SinkContext, SinkError};
 use crate::dead_letter::DeadLetterWriter;
 use crate::evidence::encoded::EncodedShape;
+use crate::net::retry::RequestConfig;
 use crate::pipeline::ack::AckToken;
 use crate::privacy::{SinkPrivacy, Transform};
 use crate::queue::{DiskQueue, QueueConfig, QueueKind};

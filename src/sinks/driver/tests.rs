@@ -2,10 +2,10 @@
 //! acknowledgement. Time is paused, so backoffs cost nothing.
 
 use super::*;
+use crate::net::retry::Compression;
 use crate::pipeline::ack::{batch_ack, AckReceiver, BatchStatus};
 use crate::queue::{QueueConfig, QueueKind, WhenFull};
 use crate::record::{AuditRecord, EventType, Severity};
-use crate::sinks::util::retry::Compression;
 use crate::sinks::RecordKinds;
 use crate::telemetry::Metrics;
 use std::collections::VecDeque;

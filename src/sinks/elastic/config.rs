@@ -1,10 +1,10 @@
 //! Configuration of the `elastic` sink.
 
 use crate::config::Secret;
+use crate::net::http::{validate_url, TlsConfig};
+use crate::net::retry::RequestConfig;
 use crate::record::Severity;
 use crate::sinks::util::batch::BatchConfig;
-use crate::sinks::util::http::{validate_url, TlsConfig};
-use crate::sinks::util::retry::RequestConfig;
 use crate::sinks::{default_min_severity, RecordKinds, Routing};
 use serde::{Deserialize, Serialize};
 

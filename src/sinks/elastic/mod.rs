@@ -14,8 +14,8 @@ pub use encoder::{
 pub use service::{classify, BulkService};
 
 use super::driver::{self, Classified, DriverSettings, Service};
-use super::util::http::{build_client, error_chain};
 use super::{SinkBatch, SinkContext, SinkError, SinkTask};
+use crate::net::http::{build_client, error_chain};
 use crate::record::Output;
 use base64::Engine as _;
 use bytes::Bytes;

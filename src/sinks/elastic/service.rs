@@ -1,9 +1,9 @@
 //! One `_bulk` request and what its answer means (PROTOCOLS.md §2): HTTP 200 even when items
 //! failed, so the items are read one by one, by position.
 
+use crate::net::http::error_chain;
+use crate::net::retry::retry_after;
 use crate::sinks::driver::{Classified, ItemVerdict};
-use crate::sinks::util::http::error_chain;
-use crate::sinks::util::retry::retry_after;
 use bytes::Bytes;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::StatusCode;

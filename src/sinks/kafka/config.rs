@@ -1,9 +1,9 @@
 //! Configuration of the `kafka` sink.
 
 use crate::kafka::{KafkaConnection, KafkaTls, Sasl};
+use crate::net::retry::RequestConfig;
 use crate::record::Severity;
 use crate::sinks::util::batch::BatchConfig;
-use crate::sinks::util::retry::RequestConfig;
 use crate::sinks::{default_min_severity, RecordKinds, Routing};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

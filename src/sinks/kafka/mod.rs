@@ -15,9 +15,9 @@ pub use encoder::{detection_key, encode, split_frames, Frame, FrameKind};
 pub use service::{classify_error, DeliveryProblem, KafkaService};
 
 use super::driver::{self, Classified, DriverSettings, Service};
-use super::util::retry::Compression;
 use super::{SinkBatch, SinkContext, SinkError, SinkTask};
 use crate::kafka::AgentClientContext;
+use crate::net::retry::Compression;
 use crate::record::Output;
 use bytes::Bytes;
 use rdkafka::producer::{FutureProducer, Producer};

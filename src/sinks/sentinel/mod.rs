@@ -14,8 +14,8 @@ pub use encoder::{alert_row, alert_row_compact, event_row};
 pub use service::{classify, IngestionService, TokenCache, TokenSource};
 
 use super::driver::{self, Classified, DriverSettings, Encoded, Service};
-use super::util::http::build_client;
 use super::{RecordKinds, SinkBatch, SinkContext, SinkError, SinkTask};
+use crate::net::http::build_client;
 use crate::record::Output;
 use bytes::Bytes;
 use std::sync::Arc;

@@ -2,9 +2,9 @@
 //! client-credentials token it needs: cached, refreshed at 80 % of its lifetime, and once more
 //! when the API answers 401.
 
+use crate::net::http::error_chain;
+use crate::net::retry::retry_after;
 use crate::sinks::driver::Classified;
-use crate::sinks::util::http::error_chain;
-use crate::sinks::util::retry::retry_after;
 use bytes::Bytes;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::StatusCode;

@@ -14,8 +14,8 @@ pub use encoder::{encode, EnvelopeSettings, SOURCETYPE_ALERT, SOURCETYPE_EVENT};
 pub use service::{classify, Answer, HecReply, HecService};
 
 use super::driver::{self, Classified, DriverSettings, Encoded, Service};
-use super::util::http::build_client;
 use super::{SinkBatch, SinkContext, SinkError, SinkTask};
+use crate::net::http::build_client;
 use crate::record::Output;
 use bytes::Bytes;
 use reqwest::header::HeaderValue;

@@ -1,9 +1,9 @@
 //! One HEC request and what its answer means (PROTOCOLS.md §1 response codes), plus indexer
 //! acknowledgement polling and the startup health check.
 
+use crate::net::http::error_chain;
+use crate::net::retry::retry_after;
 use crate::sinks::driver::{Classified, ItemVerdict};
-use crate::sinks::util::http::error_chain;
-use crate::sinks::util::retry::retry_after;
 use bytes::Bytes;
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::StatusCode;

@@ -1,9 +1,9 @@
 //! Configuration of the `syslog` sink.
 
+use crate::net::http::TlsConfig;
+use crate::net::retry::{Compression, RequestConfig};
 use crate::record::Severity;
 use crate::sinks::util::batch::BatchConfig;
-use crate::sinks::util::http::TlsConfig;
-use crate::sinks::util::retry::{Compression, RequestConfig};
 use crate::sinks::{default_min_severity, RecordKinds, Routing};
 use serde::{Deserialize, Deserializer, Serialize};
 

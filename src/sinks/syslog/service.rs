@@ -8,8 +8,8 @@
 //! connection is checked before each write (a receiver never sends, so a readable socket means
 //! it closed) and made again when the receiver has gone.
 
+use crate::net::http::error_chain;
 use crate::sinks::driver::{Classified, ItemVerdict};
-use crate::sinks::util::http::error_chain;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! [`TlsConfig`] fields as the HTTP sinks' client (OS roots plus `ca_file`, optional client
 //! certificate, verification off only with a loud warning).
 
-use crate::sinks::util::http::{ClientError, TlsConfig};
+use crate::net::http::{ClientError, TlsConfig};
 use std::path::Path;
 use std::sync::Arc;
 use tokio_rustls::rustls::client::danger::{

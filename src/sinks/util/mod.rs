@@ -1,5 +1,4 @@
-//! Shared sink machinery, written once: batching settings, retry timing, HTTP client and TLS.
+//! Shared sink machinery: batching settings. (HTTP client, TLS and retry timing live in
+//! `crate::net`, which sources use too.)
 
 pub mod batch;
-pub mod http;
-pub mod retry;

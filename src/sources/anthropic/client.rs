@@ -7,8 +7,8 @@
 //! The key is sent in `x-api-key` and never logged; errors carry the status and the API's
 //! `error.type`, never the request's headers.
 
-use crate::sinks::util::http::{build_client, error_chain, ClientError, TlsConfig};
-use crate::sinks::util::retry::{retry_after, Backoff, RequestConfig};
+use crate::net::http::{build_client, error_chain, ClientError, TlsConfig};
+use crate::net::retry::{retry_after, Backoff, RequestConfig};
 use serde_json::Value;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -1,7 +1,7 @@
 //! Configuration of the `anthropic` source: `[sources.<name>]` with `type = "anthropic"`.
 
 use crate::config::{duration, Secret};
-use crate::sinks::util::http::{validate_url, TlsConfig};
+use crate::net::http::{validate_url, TlsConfig};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The HTTP client of the network sinks: rustls with the OS trust store, optional CA file and
+//! The HTTP client of the network sinks, the Anthropic source and `connectors install`: rustls with the OS trust store, optional CA file and
 //! client certificate, `User-Agent: aiwarden/<version>`.
 
 use super::retry::RequestConfig;
