@@ -171,6 +171,17 @@ impl PartitionedOwner {
                 None
             }
         };
+        // A snapshot is usable only if it does not run ahead of where consumption resumes:
+        // the group's offsets may have been reset or expired since it was written, and
+        // restoring it would count its records twice. Without one, the partition's state is
+        // rebuilt by replaying from its beginning.
+        let saved = saved.filter(|saved| match committed {
+            Some(resume) if saved.offset <= resume => true,
+            _ => {
+                tracing::warn!(partition = %partition, snapshot_offset = saved.offset, committed = ?committed, "The saved state is ahead of the group's offset; rebuilding it by replay instead.");
+                false
+            }
+        });
         let mut replay_from = None;
         if let Some(saved) = saved {
             match serde_json::to_vec(&saved.snapshot) {
@@ -184,7 +195,8 @@ impl PartitionedOwner {
             }
         }
         let Some(until) = committed else {
-            // A partition the group never committed: nothing was delivered from it yet.
+            // A partition the group never committed: it is read from its start, which builds
+            // the state as it goes.
             return;
         };
         if replay_from.is_some_and(|from| from >= until) {

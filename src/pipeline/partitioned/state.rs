@@ -24,6 +24,9 @@ use tokio::sync::mpsc;
 /// The state-topic value format version.
 const STATE_VERSION: u32 = 1;
 
+/// How long one admin or metadata request about the state topic may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One partition's saved detection state.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PartitionState {
@@ -68,16 +71,24 @@ impl StateStore {
         })
     }
 
-    /// Create the state topic (compacted, one partition) unless it exists.
+    /// Create the state topic (compacted, one partition) unless it exists. Bounded to
+    /// [`ADMIN_TIMEOUT`] per step: a broker that does not answer `CreateTopics` (some managed
+    /// endpoints, librdkafka's mock cluster) must not hold the member out of its group.
     pub async fn ensure_topic(&self, replication: i32) -> Result<(), KafkaError> {
+        if self.topic_exists().await? {
+            return Ok(());
+        }
         let config = self.connection.client_config()?;
         let admin: AdminClient<_> = config
             .create_with_context(self.context.clone())
             .map_err(|error| KafkaError::client("cannot create the admin client", error))?;
         let topic = NewTopic::new(&self.topic, 1, TopicReplication::Fixed(replication))
             .set("cleanup.policy", "compact");
+        let options = AdminOptions::new()
+            .request_timeout(Some(ADMIN_TIMEOUT))
+            .operation_timeout(Some(ADMIN_TIMEOUT));
         let results = admin
-            .create_topics([&topic], &AdminOptions::new())
+            .create_topics([&topic], &options)
             .await
             .map_err(|error| KafkaError::client("cannot create the state topic", error))?;
         for result in results {
@@ -91,6 +102,22 @@ impl StateStore {
             }
         }
         Ok(())
+    }
+
+    /// Whether the brokers know the state topic (a metadata request, which creates nothing).
+    async fn topic_exists(&self) -> Result<bool, KafkaError> {
+        let consumer = self.plain_consumer().map_err(KafkaError::Config)?;
+        let topic = self.topic.clone();
+        let metadata = tokio::task::spawn_blocking(move || {
+            consumer.fetch_metadata(Some(&topic), ADMIN_TIMEOUT)
+        })
+        .await
+        .map_err(|error| KafkaError::Config(format!("metadata task failed: {error}")))?
+        .map_err(|error| KafkaError::client("cannot read the state topic's metadata", error))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .any(|topic| topic.error().is_none() && !topic.partitions().is_empty()))
     }
 
     /// Save a partition's state; blocks until the brokers acknowledged it (`acks=all`).

@@ -17,6 +17,7 @@ use crate::sources::{Line, LineData, SourceBatch, SourceError};
 use crate::telemetry::Metrics;
 use rdkafka::client::OAuthToken;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
@@ -71,6 +72,7 @@ struct Owned {
     in_flight: VecDeque<(i64, AckReceiver)>,
     /// Everything before this offset is delivered.
     delivered_up_to: Option<i64>,
+    /// The offset the group coordinator confirmed for this partition (not merely one sent).
     committed: Option<i64>,
     /// A batch failed: nothing after it may be committed on this assignment.
     failed: bool,
@@ -109,6 +111,10 @@ impl ConsumerContext for MemberContext {
                 tracing::warn!(source = %self.member.source, %error, "Kafka rebalance error.");
             }
         }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        self.member.confirm_commits(&result, offsets);
     }
 }
 
@@ -181,17 +187,18 @@ impl Member {
                 // Messages without a payload (tombstones) move the position without a batch.
                 owned.delivered_up_to = owned.read_up_to.max(owned.delivered_up_to);
             }
+            // Always a synchronous commit, even when an earlier asynchronous one covered the
+            // offset: the owner writes a snapshot for the offset returned here, and a snapshot
+            // must never run ahead of what the group coordinator holds.
             let committed = match owned.delivered_up_to {
-                Some(offset) if Some(offset) != owned.committed => {
-                    match commit(consumer, partition, offset, CommitMode::Sync) {
-                        Ok(()) => Some(offset),
-                        Err(error) => {
-                            tracing::warn!(source = %self.source, partition = %partition, %error, "Cannot commit on release; the next owner replays from the previous commit.");
-                            None
-                        }
+                Some(offset) => match commit(consumer, partition, offset, CommitMode::Sync) {
+                    Ok(()) => Some(offset),
+                    Err(error) => {
+                        tracing::warn!(source = %self.source, partition = %partition, %error, "Cannot commit on release; the next owner replays from the previous commit.");
+                        None
                     }
-                }
-                other => other,
+                },
+                None => None,
             };
             drop(owned.out);
             self.owner.released(partition, committed);
@@ -261,10 +268,10 @@ impl Member {
 
     /// Commit what is delivered and not yet committed.
     fn commit_delivered(&self, consumer: &BaseConsumer<MemberContext>) {
-        let mut owned_map = self.lock();
+        let owned_map = self.lock();
         let mut list = TopicPartitionList::new();
-        let mut advanced = Vec::new();
-        for (partition, owned) in owned_map.iter_mut() {
+        let mut due = 0usize;
+        for (partition, owned) in owned_map.iter() {
             if let Some(offset) = owned
                 .delivered_up_to
                 .filter(|o| Some(*o) != owned.committed)
@@ -277,23 +284,48 @@ impl Member {
                     )
                     .is_ok()
                 {
-                    advanced.push((partition.clone(), offset));
+                    due += 1;
                 }
             }
         }
-        if advanced.is_empty() {
+        // The callback locks the map again; it runs inside a later poll, never inside commit.
+        drop(owned_map);
+        if due == 0 {
             return;
         }
-        match consumer.commit(&list, CommitMode::Async) {
-            Ok(()) => {
-                for (partition, offset) in advanced {
-                    if let Some(owned) = owned_map.get_mut(&partition) {
-                        owned.committed = Some(offset);
-                    }
+        // The coordinator's answer arrives through `confirm_commits` (a later poll); until then
+        // the offset is only sent, and is sent again at the next interval if it is still due.
+        if let Err(error) = consumer.commit(&list, CommitMode::Async) {
+            tracing::warn!(source = %self.source, %error, "Offset commit failed; retrying at the next interval.");
+        }
+    }
+
+    /// The coordinator answered a commit: record the offsets it took. A refused one (a
+    /// rebalance in progress) stays due and is sent again at the next interval.
+    fn confirm_commits(&self, result: &KafkaResult<()>, offsets: &TopicPartitionList) {
+        let partition_refused = offsets.elements().iter().any(|e| e.error().is_err());
+        if result.is_err() && !partition_refused {
+            // The request as a whole failed (no coordinator, a timeout): nothing was taken.
+            tracing::debug!(source = %self.source, "Offset commit failed; retrying at the next interval.");
+            return;
+        }
+        let mut owned_map = self.lock();
+        for element in offsets.elements() {
+            let partition = TopicPartition {
+                topic: Arc::from(element.topic()),
+                partition: element.partition(),
+            };
+            let Some(owned) = owned_map.get_mut(&partition) else {
+                continue;
+            };
+            match (element.error(), element.offset()) {
+                (Ok(()), Offset::Offset(offset)) => {
+                    owned.committed = owned.committed.max(Some(offset));
                 }
-            }
-            Err(error) => {
-                tracing::warn!(source = %self.source, %error, "Offset commit failed; retrying at the next interval.");
+                (Ok(()), _) => {}
+                (Err(error), _) => {
+                    tracing::debug!(source = %self.source, partition = %partition, %error, "Offset commit refused; retrying at the next interval.");
+                }
             }
         }
     }

@@ -1,6 +1,9 @@
 //! The `kafka` sink and source against librdkafka's mock cluster (several brokers, consumer
-//! groups with commits, error injection). The multi-member detector scenario and its tansu run
-//! are not here yet (see the branch history: they did not pass in time).
+//! groups with commits, error injection), and the detector tier's fleet scenario on it and on a
+//! real Kafka-protocol broker (tansu, `tansu.rs`).
+
+mod fleet;
+mod tansu;
 
 use crate::util::{record, terminate, wait_until, write_lines, AgentDir};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -206,4 +209,15 @@ records = "events"
         "nothing read twice: {}",
         member.log()
     );
+}
+
+#[test]
+fn detector_tier_of_three_survives_a_kill_and_a_newcomer() {
+    let cluster = MockCluster::new(3).unwrap();
+    cluster.create_topic("audit", 6, 3).unwrap();
+    // The mock has no CreateTopics: the state topic exists beforehand, as an operator may make it.
+    cluster
+        .create_topic("detectors.aiwarden-state", 1, 3)
+        .unwrap();
+    fleet::run_fleet(&cluster.bootstrap_servers(), "audit", 6, "6s");
 }
