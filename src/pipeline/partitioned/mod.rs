@@ -20,7 +20,7 @@
 
 mod state;
 
-pub use state::{PartitionState, StateStore};
+pub use state::{Ownership, PartitionState, Saved, StateStore};
 
 use super::processor::Processor;
 use super::{rules, snapshot, watch_source, Pipeline, PipelineError, Shutdown};
@@ -120,6 +120,15 @@ impl ProcessorFactory {
     }
 }
 
+/// A poisoned lock only means another thread panicked mid-update of a map of handles; the map
+/// itself is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
 fn sanitise(topic: &str) -> String {
     topic
         .chars()
@@ -141,19 +150,23 @@ struct PartitionedOwner {
     factory: Arc<ProcessorFactory>,
     store: StateStore,
     live: Mutex<HashMap<TopicPartition, JoinHandle<()>>>,
+    /// What `acquire` read from the state topic, for the `assigned` call that follows it.
+    acquired: Mutex<HashMap<TopicPartition, Saved>>,
+    /// This process's name in owner records.
+    member: String,
+    /// Longest wait for a previous owner's release: the group's session timeout, after which
+    /// an owner that has not let go is gone.
+    handover_wait: std::time::Duration,
 }
 
 impl PartitionedOwner {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, JoinHandle<()>>> {
-        match self.live.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        lock(&self.live)
     }
 
     /// Put the partition's saved state in its snapshot file and replay any gap up to
     /// `committed` through a processor without sinks.
-    fn restore(&self, partition: &TopicPartition, committed: Option<i64>) {
+    fn restore(&self, partition: &TopicPartition, saved: Saved, committed: Option<i64>) {
         let path = self
             .factory
             .partition_file(partition, "detection-state", "json");
@@ -164,13 +177,7 @@ impl PartitionedOwner {
         }
         // Only the state topic is authoritative: a local file may be an older owner's.
         let _ = std::fs::remove_file(&path);
-        let saved = match self.store.load(partition) {
-            Ok(saved) => saved,
-            Err(error) => {
-                tracing::error!(partition = %partition, %error, "Cannot read the partition's saved state; rebuilding it by replay.");
-                None
-            }
-        };
+        let saved = saved.state;
         // A snapshot is usable only if it does not run ahead of where consumption resumes:
         // the group's offsets may have been reset or expired since it was written, and
         // restoring it would count its records twice. Without one, the partition's state is
@@ -241,12 +248,32 @@ impl PartitionedOwner {
 }
 
 impl PartitionOwner for PartitionedOwner {
+    fn acquire(&self, partition: &TopicPartition) {
+        let deadline = std::time::Instant::now() + self.handover_wait;
+        let saved = match self.store.load(partition, Some((&self.member, deadline))) {
+            Ok(saved) => saved,
+            Err(error) => {
+                tracing::error!(partition = %partition, %error, "Cannot read the partition's saved state; rebuilding it by replay.");
+                Saved::default()
+            }
+        };
+        let claim = Ownership {
+            member: self.member.clone(),
+            released: false,
+        };
+        if let Err(error) = self.store.save_owner(partition, &claim) {
+            tracing::warn!(partition = %partition, %error, "Cannot record this member's claim on the partition.");
+        }
+        lock(&self.acquired).insert(partition.clone(), saved);
+    }
+
     fn assigned(
         &self,
         partition: &TopicPartition,
         committed: Option<i64>,
     ) -> mpsc::Sender<SourceBatch> {
-        self.restore(partition, committed);
+        let saved = lock(&self.acquired).remove(partition).unwrap_or_default();
+        self.restore(partition, saved, committed);
         let processor = self.factory.processor(partition, true);
         let (sender, receiver) = mpsc::channel(self.factory.config.agent.channel_capacity);
         let (_, reloads) = mpsc::channel(1);
@@ -258,10 +285,29 @@ impl PartitionOwner for PartitionedOwner {
         sender
     }
 
-    fn released(&self, partition: &TopicPartition, committed: Option<i64>) {
+    fn released(&self, partition: &TopicPartition, committed: Option<i64>, lost: bool) {
         let Some(task) = self.lock().remove(partition) else {
             return;
         };
+        self.save_state(partition, task, committed);
+        if lost {
+            // Another member holds it already; a release written now would stand for theirs.
+            return;
+        }
+        let release = Ownership {
+            member: self.member.clone(),
+            released: true,
+        };
+        if let Err(error) = self.store.save_owner(partition, &release) {
+            tracing::warn!(partition = %partition, %error, "Cannot record the release; the next owner waits out the session timeout.");
+        }
+    }
+}
+
+impl PartitionedOwner {
+    /// Wait for the partition's processor to drain and save its engine, then write that
+    /// snapshot to the state topic for `committed` (none: keep the previous one).
+    fn save_state(&self, partition: &TopicPartition, task: JoinHandle<()>, committed: Option<i64>) {
         // The member dropped the partition's sender: the processor drains and saves its engine.
         if let Err(error) = self.runtime.block_on(task) {
             tracing::error!(partition = %partition, %error, "The partition's processor failed.");
@@ -445,6 +491,14 @@ async fn detector_owner(
         factory: Arc::clone(factory),
         store,
         live: Mutex::new(HashMap::new()),
+        acquired: Mutex::new(HashMap::new()),
+        member: format!(
+            "{}-{}-{}",
+            gethostname::gethostname().to_string_lossy(),
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ),
+        handover_wait: kafka.session_timeout,
     }))
 }
 

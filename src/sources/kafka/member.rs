@@ -16,13 +16,15 @@ use crate::pipeline::ack::{batch_ack, AckReceiver, BatchStatus};
 use crate::sources::{Line, LineData, SourceBatch, SourceError};
 use crate::telemetry::Metrics;
 use rdkafka::client::OAuthToken;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use std::collections::{BTreeMap, VecDeque};
 use std::error::Error;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -45,6 +47,10 @@ impl std::fmt::Display for TopicPartition {
 
 /// Whoever runs detection for the partitions this member is given.
 pub trait PartitionOwner: Send + Sync + 'static {
+    /// The group gave this member the partition; called on the consumer thread before its
+    /// committed offset is read. It may block until the previous owner has let go.
+    fn acquire(&self, _partition: &TopicPartition) {}
+
     /// The partition is now this member's; consumption resumes at `committed` (none: the group
     /// has no offset for it yet). Returns where its batches go. Called on the consumer thread,
     /// before any of its records is read; it may block (to restore state).
@@ -56,8 +62,10 @@ pub trait PartitionOwner: Send + Sync + 'static {
 
     /// The partition is leaving this member. Every batch read from it has been acknowledged and
     /// its offset committed at `committed` (none when that failed: the next owner then replays
-    /// from the previous commit). Called on the consumer thread; it may block (to snapshot).
-    fn released(&self, partition: &TopicPartition, committed: Option<i64>);
+    /// from the previous commit). `lost`: the group already gave it to another member (this
+    /// one missed its session), so nothing may be said on its behalf. Called on the consumer
+    /// thread; it may block (to snapshot).
+    fn released(&self, partition: &TopicPartition, committed: Option<i64>, lost: bool);
 }
 
 /// A partition this member reads, with what is in flight from it.
@@ -86,6 +94,9 @@ pub(super) struct Member {
     format: Format,
     max_batch_records: usize,
     metrics: Arc<Metrics>,
+    /// Set once shutdown has released everything: partitions the group still hands out while
+    /// the consumer closes are not taken (their next owner restores them).
+    stopping: AtomicBool,
 }
 
 /// The consumer's context: OAUTHBEARER tokens, and the rebalance hand-over.
@@ -103,13 +114,48 @@ impl ClientContext for MemberContext {
 }
 
 impl ConsumerContext for MemberContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Revoke(list) => self.member.release(consumer, &partitions_of(list)),
-            Rebalance::Assign(list) => self.member.take(consumer, list),
-            Rebalance::Error(error) => {
-                tracing::warn!(source = %self.member.source, %error, "Kafka rebalance error.");
+    /// The hand-over, replacing the `rdkafka` default so that the position each partition
+    /// resumes at is the one its state was restored for: the assignment is made with explicit
+    /// offsets.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        error: RDKafkaRespErr,
+        list: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let outcome = match error {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.member.take(consumer, list);
+                if cooperative {
+                    consumer.incremental_assign(list)
+                } else {
+                    consumer.assign(list)
+                }
             }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.member.release(consumer, &partitions_of(list));
+                if cooperative {
+                    consumer.incremental_unassign(list)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::warn!(source = %self.member.source, error = ?other, "Kafka rebalance error.");
+                self.member.release(consumer, &partitions_of(list));
+                if cooperative {
+                    consumer.incremental_unassign(list)
+                } else {
+                    consumer.unassign()
+                }
+            }
+        };
+        if let Err(error) = outcome {
+            tracing::error!(source = %self.member.source, %error, "Cannot apply the group's assignment.");
         }
     }
 
@@ -136,20 +182,38 @@ impl Member {
         }
     }
 
-    /// Partitions assigned: learn where each resumes and ask the owner where batches go.
-    fn take(&self, consumer: &BaseConsumer<MemberContext>, list: &TopicPartitionList) {
-        let committed = match consumer.committed_offsets(list.clone(), Duration::from_secs(30)) {
+    /// Partitions assigned: wait for their previous owners to let go, learn where each resumes,
+    /// ask the owner to restore its state for exactly that position and where batches go, and
+    /// pin that position in `list` so consumption starts there.
+    fn take(&self, consumer: &BaseConsumer<MemberContext>, list: &mut TopicPartitionList) {
+        if self.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        let partitions = partitions_of(list);
+        for partition in &partitions {
+            self.owner.acquire(partition);
+        }
+        let committed = match consumer.committed_offsets(list.clone(), COMMITTED_TIMEOUT) {
             Ok(offsets) => offsets.to_topic_map(),
             Err(error) => {
                 tracing::warn!(source = %self.source, %error, "Cannot read committed offsets; restoring state without them.");
                 Default::default()
             }
         };
-        for partition in partitions_of(list) {
+        for partition in partitions {
             let resume = match committed.get(&(partition.topic.to_string(), partition.partition)) {
                 Some(Offset::Offset(offset)) => Some(*offset),
                 _ => None,
             };
+            if let Some(offset) = resume {
+                if let Err(error) = list.set_partition_offset(
+                    &partition.topic,
+                    partition.partition,
+                    Offset::Offset(offset),
+                ) {
+                    tracing::warn!(source = %self.source, partition = %partition, %error, "Cannot pin the resume offset.");
+                }
+            }
             tracing::info!(source = %self.source, partition = %partition, committed = ?resume, "Partition assigned.");
             let out = self.owner.assigned(&partition, resume);
             self.lock().insert(
@@ -201,7 +265,8 @@ impl Member {
                 None => None,
             };
             drop(owned.out);
-            self.owner.released(partition, committed);
+            self.owner
+                .released(partition, committed, consumer.assignment_lost());
             tracing::info!(source = %self.source, partition = %partition, committed = ?committed, "Partition released.");
         }
     }
@@ -374,6 +439,9 @@ fn commit(
     consumer.commit(&list, mode)
 }
 
+/// How long reading the group's committed offsets may take on assignment.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Everything the member thread needs.
 pub(super) struct MemberSettings {
     pub config: KafkaSourceConfig,
@@ -401,6 +469,7 @@ pub(super) fn run_member(settings: MemberSettings) -> Result<(), SourceError> {
         format,
         max_batch_records: config.max_batch_records,
         metrics,
+        stopping: AtomicBool::new(false),
     });
     let consumer = consumer(&config, Arc::clone(&member))
         .map_err(|error| SourceError::Other(error.to_string()))?;
@@ -438,6 +507,7 @@ pub(super) fn run_member(settings: MemberSettings) -> Result<(), SourceError> {
         }
     }
     member.release_all(&consumer);
+    member.stopping.store(true, Ordering::Relaxed);
     consumer.unsubscribe();
     drop(consumer);
     tracing::info!(source = %source, "Left the consumer group.");
@@ -465,6 +535,14 @@ fn consumer(
         .set(
             "session.timeout.ms",
             config.session_timeout.as_millis().to_string(),
+        )
+        // A member hears of a rebalance at its next heartbeat; a third of the session (Kafka's
+        // own advice) lets it hand partitions over promptly.
+        .set(
+            "heartbeat.interval.ms",
+            (config.session_timeout.as_millis() / 3)
+                .max(100)
+                .to_string(),
         )
         // A hand-over may replay a partition inside the rebalance callback.
         .set("max.poll.interval.ms", "600000")

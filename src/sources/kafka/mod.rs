@@ -28,7 +28,7 @@ impl PartitionOwner for SharedOwner {
         self.out.clone()
     }
 
-    fn released(&self, _: &TopicPartition, _: Option<i64>) {}
+    fn released(&self, _: &TopicPartition, _: Option<i64>, _: bool) {}
 }
 
 /// Run the source as a member of its group until shutdown, sending batches to the agent's

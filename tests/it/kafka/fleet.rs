@@ -299,7 +299,28 @@ fn users_of(member: &Member) -> BTreeSet<String> {
 }
 
 /// Run the scenario against `brokers`; `topic` must exist with `partitions` partitions.
-pub fn run_fleet(brokers: &str, topic: &str, partitions: usize, session_timeout: &str) {
+/// How the broker's group coordinator hands partitions over, which decides what the scenario
+/// can assert about ownership.
+pub enum Coordinator {
+    /// Kafka's rule (librdkafka's mock cluster keeps it): a rebalance completes only once every
+    /// member has rejoined, so a partition is revoked before it is assigned elsewhere. Two
+    /// owners at once is a failure.
+    Barrier,
+    /// tansu 0.6 answers each JoinGroup at once with the other members' last-known metadata, so
+    /// a leader can assign a partition its owner still holds (`tansu-broker`,
+    /// `coordinator/group/administrator.rs`, `join`). The members' hand-over wait bounds this
+    /// but cannot rule it out; overlaps are reported, and everything else is asserted.
+    NoBarrier,
+}
+
+/// Run the scenario against `brokers`; `topic` must exist with `partitions` partitions.
+pub fn run_fleet(
+    brokers: &str,
+    topic: &str,
+    partitions: usize,
+    session_timeout: &str,
+    coordinator: Coordinator,
+) {
     let started = Instant::now();
     let mut stages: Vec<(&str, Duration)> = Vec::new();
     let mut stage = |name: &'static str| stages.push((name, started.elapsed()));
@@ -378,10 +399,10 @@ pub fn run_fleet(brokers: &str, topic: &str, partitions: usize, session_timeout:
         },
     );
     stage("alerts");
-    assert!(
-        fleet.settled(partitions),
-        "partitions: {:?}",
-        fleet.ownership()
+    wait_until(
+        Duration::from_secs(30),
+        "every partition to have exactly one owner",
+        || fleet.settled(partitions),
     );
 
     for member in fleet.members.iter_mut() {
@@ -442,17 +463,28 @@ pub fn run_fleet(brokers: &str, topic: &str, partitions: usize, session_timeout:
     // One owner per partition at a time.
     let intervals = fleet.ownership();
     assert_eq!(intervals.len(), partitions, "partitions: {intervals:?}");
+    let mut overlaps = Vec::new();
     for (partition, spans) in &intervals {
         for (i, a) in spans.iter().enumerate() {
             for b in &spans[i + 1..] {
-                let overlap = a.1 < b.2 && b.1 < a.2;
-                assert!(
-                    !overlap,
-                    "partition {partition} owned by members {} and {} at once: {spans:?}",
-                    a.0, b.0
-                );
+                let overlap_micros = a.2.min(b.2) - a.1.max(b.1);
+                if overlap_micros > 0 {
+                    overlaps.push(format!(
+                        "{partition}: members {} and {} for {} ms",
+                        a.0,
+                        b.0,
+                        overlap_micros / 1000
+                    ));
+                }
             }
         }
+    }
+    match coordinator {
+        Coordinator::Barrier => assert!(
+            overlaps.is_empty(),
+            "partitions owned by two members at once: {overlaps:?}; spans {intervals:?}"
+        ),
+        Coordinator::NoBarrier => eprintln!("overlapping ownership (no barrier): {overlaps:?}"),
     }
     let records = phase1.len() + phase2.len() + phase3.len();
     eprintln!(

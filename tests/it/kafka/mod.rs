@@ -219,5 +219,11 @@ fn detector_tier_of_three_survives_a_kill_and_a_newcomer() {
     cluster
         .create_topic("detectors.aiwarden-state", 1, 3)
         .unwrap();
-    fleet::run_fleet(&cluster.bootstrap_servers(), "audit", 6, "6s");
+    fleet::run_fleet(
+        &cluster.bootstrap_servers(),
+        "audit",
+        6,
+        "6s",
+        fleet::Coordinator::Barrier,
+    );
 }
