@@ -1,7 +1,8 @@
 //! The fleet scenario against tansu, a real Kafka-protocol broker, on loopback.
 //!
-//! `.ci/run` builds tansu once (`.ci/kafka-peer.sh`) and exports `AIWARDEN_TANSU`. Without the
-//! variable the test looks in the cache that script fills. Under `CI=true` a missing tansu fails
+//! `.ci/run` starts building tansu once in the background (`.ci/kafka-peer.sh --start`, cached)
+//! and exports `AIWARDEN_TANSU`; the test waits for that build. Without the variable it looks in
+//! the cache that script fills. Under `CI=true` a missing tansu fails
 //! the test; elsewhere (a developer's machine without the ten-minute build) it says so and
 //! returns.
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 fn tansu_binary() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("AIWARDEN_TANSU") {
         let path = PathBuf::from(path);
+        wait_for_background_build(&path);
         assert!(
             path.is_file(),
             "AIWARDEN_TANSU={} does not exist",
@@ -24,6 +26,32 @@ fn tansu_binary() -> Option<PathBuf> {
     }
     let cached = PathBuf::from(std::env::var_os("HOME")?).join(".cache/aiwarden-tools/bin/tansu");
     cached.is_file().then_some(cached)
+}
+
+/// `.ci/kafka-peer.sh --start` builds tansu while the rest of CI runs, its process id in
+/// `<path>.building` until it ends: wait for it (a cold build takes about ten minutes).
+fn wait_for_background_build(path: &Path) {
+    let marker = PathBuf::from(format!("{}.building", path.display()));
+    let started = std::time::Instant::now();
+    while let Ok(pid) = std::fs::read_to_string(&marker) {
+        let alive = std::path::Path::new(&format!("/proc/{}", pid.trim())).exists();
+        if !alive || path.is_file() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40 * 60),
+            "the tansu build has not finished in 40 minutes"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    if !path.is_file() {
+        let log = std::fs::read_to_string(format!("{}.log", path.display())).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        eprintln!("--- tansu build log (last lines)");
+        for line in tail.iter().rev() {
+            eprintln!("{line}");
+        }
+    }
 }
 
 /// The broker process; on a failed test its log is printed.
