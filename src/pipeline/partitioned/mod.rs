@@ -416,13 +416,13 @@ impl Pipeline {
             scanner,
         });
 
-        // Sources other than kafka ones have no processor here: they are not started (and
-        // logged), and this channel only satisfies the context's type.
+        // Validation admits only partitioned kafka sources beside a detector one
+        // (`check_detector_sources`); this channel only satisfies the context's type.
         let (unused_sender, _unused) = mpsc::channel::<SourceBatch>(1);
         let mut source_handles = Vec::new();
         for (name, source) in &config.sources {
             let SourceConfig::Kafka(kafka) = source else {
-                tracing::error!(source = %name, "The detector tier reads only kafka sources; this one is not started.");
+                tracing::error!(source = %name, "The detector tier reads only partitioned kafka sources; this one is not started.");
                 continue;
             };
             let kafka: KafkaSourceConfig = (**kafka).clone();

@@ -11,7 +11,7 @@
 mod config;
 mod member;
 
-pub use config::{KafkaSourceConfig, StartAt, StateMode};
+pub use config::{check_detector_sources, KafkaSourceConfig, StartAt, StateMode};
 pub use member::{PartitionOwner, TopicPartition};
 
 use super::{SourceBatch, SourceContext, SourceError};

@@ -227,3 +227,36 @@ fn detector_tier_of_three_survives_a_kill_and_a_newcomer() {
         fleet::Coordinator::Barrier,
     );
 }
+
+#[test]
+fn a_detector_refuses_a_source_it_would_not_run() {
+    let agent = AgentDir::new();
+    let config = agent.write_config(
+        r#"
+[sources.bus]
+type = "kafka"
+brokers = ["127.0.0.1:9"]
+topics = ["audit"]
+group_id = "detectors"
+[sources.gateway]
+type = "file"
+include = ["{dir}/in/*.jsonl"]
+[sinks.alerts]
+type = "file"
+path = "{dir}/alerts.jsonl"
+"#,
+    );
+    for command in ["check-config", "run"] {
+        let output = std::process::Command::new(crate::util::binary())
+            .args([command, "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("sources.gateway.type") && stderr.contains("`bus`"),
+            "{command}: {stderr}"
+        );
+    }
+}
