@@ -18,6 +18,7 @@
 //! partition's windows and event-time clock are its own, so a lagging partition is never judged
 //! late against a faster one.
 
+mod reloads;
 mod state;
 
 pub use state::{Ownership, PartitionState, Saved, StateStore};
@@ -52,6 +53,8 @@ struct ProcessorFactory {
     sinks: Vec<mpsc::Sender<SinkBatch>>,
     metrics: Arc<Metrics>,
     scanner: Option<(Arc<OnceLock<Scanner>>, Vec<String>)>,
+    /// Where SIGHUP and the rules-file watch reach each partition's processor.
+    reloads: Arc<reloads::PartitionReloads>,
 }
 
 impl ProcessorFactory {
@@ -276,7 +279,7 @@ impl PartitionOwner for PartitionedOwner {
         self.restore(partition, saved, committed);
         let processor = self.factory.processor(partition, true);
         let (sender, receiver) = mpsc::channel(self.factory.config.agent.channel_capacity);
-        let (_, reloads) = mpsc::channel(1);
+        let reloads = self.factory.reloads.register(&self.source, partition);
         let (_, own_alerts) = mpsc::channel::<Alert>(1);
         let task = self
             .runtime
@@ -286,6 +289,7 @@ impl PartitionOwner for PartitionedOwner {
     }
 
     fn released(&self, partition: &TopicPartition, committed: Option<i64>, lost: bool) {
+        self.factory.reloads.remove(&self.source, partition);
         let Some(task) = self.lock().remove(partition) else {
             return;
         };
@@ -366,9 +370,11 @@ impl Pipeline {
             config,
             metrics,
             extra_sources: _,
-            reloads: _,
-            reload_sender: _,
+            reloads,
+            reload_sender,
         } = self;
+        // Only the handles given out (SIGHUP, the rules-file watch) keep the channel open.
+        drop(reload_sender);
         std::fs::create_dir_all(config.agent.state_dir.join("partitions")).map_err(|source| {
             PipelineError::StateDir {
                 path: config.agent.state_dir.display().to_string(),
@@ -408,12 +414,19 @@ impl Pipeline {
             });
             (scanner, config.detect.system_prompt_markers.clone())
         });
+        let partition_reloads = Arc::new(reloads::PartitionReloads::default());
+        let reload_task = tokio::spawn(reloads::fan_out(
+            reloads,
+            Arc::clone(&partition_reloads),
+            config.detect.clone(),
+        ));
         let factory = Arc::new(ProcessorFactory {
             config: config.clone(),
             engine_settings,
             sinks: sink_senders,
             metrics: Arc::clone(&metrics),
             scanner,
+            reloads: partition_reloads,
         });
 
         // Validation admits only partitioned kafka sources beside a detector one
@@ -456,6 +469,7 @@ impl Pipeline {
             }
         }
         sources_done.cancel();
+        reload_task.abort();
         let _ = own_alerts_task.await;
         for (name, handle) in sink_handles {
             match handle.await {
