@@ -146,10 +146,12 @@ impl ConsumerContext for MemberContext {
             }
             other => {
                 tracing::warn!(source = %self.member.source, error = ?other, "Kafka rebalance error.");
-                self.member.release(consumer, &partitions_of(list));
                 if cooperative {
+                    self.member.release(consumer, &partitions_of(list));
                     consumer.incremental_unassign(list)
                 } else {
+                    // Eager: the whole assignment goes, as rdkafka's default does.
+                    self.member.release_all(consumer);
                     consumer.unassign()
                 }
             }
@@ -193,13 +195,24 @@ impl Member {
         for partition in &partitions {
             self.owner.acquire(partition);
         }
-        let committed = match consumer.committed_offsets(list.clone(), COMMITTED_TIMEOUT) {
-            Ok(offsets) => offsets.to_topic_map(),
-            Err(error) => {
-                tracing::warn!(source = %self.source, %error, "Cannot read committed offsets; restoring state without them.");
-                Default::default()
+        let mut committed = None;
+        for attempt in 1..=COMMITTED_ATTEMPTS {
+            match consumer.committed_offsets(list.clone(), COMMITTED_TIMEOUT) {
+                Ok(offsets) => {
+                    committed = Some(offsets.to_topic_map());
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(source = %self.source, %error, attempt, "Cannot read committed offsets.");
+                }
             }
-        };
+        }
+        let committed = committed.unwrap_or_else(|| {
+            // The partitions still start where the group left them (librdkafka reads the
+            // offsets itself), but their state starts empty: windows miss that history.
+            tracing::error!(source = %self.source, "No committed offsets; the partitions' detection state starts empty.");
+            Default::default()
+        });
         for partition in partitions {
             let resume = match committed.get(&(partition.topic.to_string(), partition.partition)) {
                 Some(Offset::Offset(offset)) => Some(*offset),
@@ -439,8 +452,10 @@ fn commit(
     consumer.commit(&list, mode)
 }
 
-/// How long reading the group's committed offsets may take on assignment.
+/// How long reading the group's committed offsets may take on assignment, and how often it is
+/// tried before the partitions start without their state.
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
+const COMMITTED_ATTEMPTS: u32 = 3;
 
 /// Everything the member thread needs.
 pub(super) struct MemberSettings {
