@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo build --release --bin aiwarden --example kafka_scaling
-//! target/release/examples/kafka_scaling                # --events 200000 --members 1,2,3
+//! target/release/examples/kafka_scaling                # --events 350000 --partitions 48 --members 1,2,3
 //! ```
 //!
 //! For each member count: a fresh consumer group of that many `aiwarden run` processes (a
@@ -12,7 +12,8 @@
 //! by user as the edge's `kafka` sink keys it) is produced, and the clock runs until the
 //! group's committed offsets cover all of it — every record decoded, run through its
 //! partition's engine, and its alerts written. CPU seconds are each member's own
-//! (`/proc/<pid>/stat`). No assertion is made on any figure.
+//! (`/proc/<pid>/stat`, including its start), and this process's (the mock brokers and the
+//! producer) during the run. No assertion is made on any figure.
 
 // The end-to-end benchmark's generator, so the figures are over the same mix; only its
 // in-memory half is used here.
@@ -35,13 +36,13 @@ use std::time::{Duration, Instant};
 #[derive(Parser, Debug)]
 struct Args {
     /// Records produced per run.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 350_000)]
     events: usize,
     /// Distinct users (keys).
     #[arg(long, default_value_t = 2_000)]
     users: u64,
     /// Partitions of the topic.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 48)]
     partitions: i32,
     /// Member counts to run, in order.
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
@@ -53,6 +54,9 @@ struct Args {
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
 }
+
+/// What librdkafka's mock cluster keeps of one partition before it deletes the oldest messages.
+const MOCK_PARTITION_BYTES: usize = 5 * 1024 * 1024;
 
 struct Member {
     child: Child,
@@ -89,6 +93,16 @@ fn main() -> Result<(), String> {
             (user, line)
         })
         .collect();
+    // The mock keeps at most 5 MiB per partition and deletes older messages, which its
+    // consumers then skip: the data set must fit, or the figures would count unread records.
+    let bytes: usize = lines.iter().map(|(_, line)| line.len()).sum();
+    let room = args.partitions as usize * MOCK_PARTITION_BYTES * 9 / 10;
+    if bytes > room {
+        return Err(format!(
+            "{bytes} bytes do not fit the mock's {} partitions of 5 MiB: fewer --events or more --partitions",
+            args.partitions
+        ));
+    }
     println!(
         "agent {}; {} records, {} users, {} partitions, mock cluster of 3 brokers; {} cores",
         agent.display(),
@@ -97,8 +111,10 @@ fn main() -> Result<(), String> {
         args.partitions,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("| members | records/s (tier) | records/s per member | CPU s per member | records per CPU s |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| members | records/s (tier) | records/s per member | CPU s per member | records per member CPU s | mock cluster + producer CPU s | alerts |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for &count in &args.members {
         let cluster = MockCluster::new(3).map_err(|error| error.to_string())?;
         let brokers = cluster.bootstrap_servers();
@@ -116,17 +132,28 @@ fn main() -> Result<(), String> {
             settled(&members, args.partitions as usize)
         })?;
         let started = Instant::now();
+        let harness_cpu_before = cpu_seconds(std::process::id());
         produce(&brokers, &lines)?;
         let deadline = Duration::from_secs(args.timeout_secs);
         wait(deadline, "every record committed", || {
             committed(&brokers, &group, args.partitions) >= lines.len() as i64
         })?;
         let wall = started.elapsed().as_secs_f64();
+        let harness_cpu = cpu_seconds(std::process::id()) - harness_cpu_before;
         let cpu: Vec<f64> = members.iter().map(|m| cpu_seconds(m.child.id())).collect();
         let cpu_total: f64 = cpu.iter().sum();
+        // The same records through the same rules: the same alerts whatever the member count.
+        let alerts: usize = members
+            .iter()
+            .map(|member| {
+                std::fs::read(member.dir.path().join("alerts.jsonl"))
+                    .map(|bytes| bytes.iter().filter(|&&b| b == b'\n').count())
+                    .unwrap_or(0)
+            })
+            .sum();
         let rate = lines.len() as f64 / wall;
         println!(
-            "| {count} | {rate:.0} | {:.0} | {:.1} | {:.0} |",
+            "| {count} | {rate:.0} | {:.0} | {:.1} | {:.0} | {harness_cpu:.1} | {alerts} |",
             rate / count as f64,
             cpu_total / count as f64,
             lines.len() as f64 / cpu_total.max(f64::EPSILON),
