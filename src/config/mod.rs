@@ -360,6 +360,7 @@ impl Config {
                 .validate()
                 .map_err(|(key, reason)| (format!("sources.{name}.{key}"), reason))?;
         }
+        crate::sources::kafka::check_detector_sources(&self.sources)?;
         for (name, sink) in &self.sinks {
             check_name("sinks", name)?;
             sink.validate()

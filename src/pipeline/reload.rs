@@ -1,5 +1,7 @@
 //! Reload rules when their files change: a watch on the rules, overrides, entitlements and
-//! calendars locations, debounced, feeding the same [`ReloadHandle`] as SIGHUP.
+//! calendars locations, debounced, feeding the same [`ReloadHandle`] as SIGHUP. The handle
+//! reaches the agent's one engine, or in the detector tier every partition's engine
+//! (`partitioned/reloads.rs`).
 
 use super::ReloadHandle;
 use crate::config::DetectConfig;

@@ -18,9 +18,10 @@
 //! partition's windows and event-time clock are its own, so a lagging partition is never judged
 //! late against a faster one.
 
+mod reloads;
 mod state;
 
-pub use state::{PartitionState, StateStore};
+pub use state::{Ownership, PartitionState, Saved, StateStore};
 
 use super::processor::Processor;
 use super::{rules, snapshot, watch_source, Pipeline, PipelineError, Shutdown};
@@ -52,6 +53,8 @@ struct ProcessorFactory {
     sinks: Vec<mpsc::Sender<SinkBatch>>,
     metrics: Arc<Metrics>,
     scanner: Option<(Arc<OnceLock<Scanner>>, Vec<String>)>,
+    /// Where SIGHUP and the rules-file watch reach each partition's processor.
+    reloads: Arc<reloads::PartitionReloads>,
 }
 
 impl ProcessorFactory {
@@ -120,6 +123,15 @@ impl ProcessorFactory {
     }
 }
 
+/// A poisoned lock only means another thread panicked mid-update of a map of handles; the map
+/// itself is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
 fn sanitise(topic: &str) -> String {
     topic
         .chars()
@@ -141,19 +153,23 @@ struct PartitionedOwner {
     factory: Arc<ProcessorFactory>,
     store: StateStore,
     live: Mutex<HashMap<TopicPartition, JoinHandle<()>>>,
+    /// What `acquire` read from the state topic, for the `assigned` call that follows it.
+    acquired: Mutex<HashMap<TopicPartition, Saved>>,
+    /// This process's name in owner records.
+    member: String,
+    /// Longest wait for a previous owner's release: the group's session timeout, after which
+    /// an owner that has not let go is gone.
+    handover_wait: std::time::Duration,
 }
 
 impl PartitionedOwner {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, JoinHandle<()>>> {
-        match self.live.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        lock(&self.live)
     }
 
     /// Put the partition's saved state in its snapshot file and replay any gap up to
     /// `committed` through a processor without sinks.
-    fn restore(&self, partition: &TopicPartition, committed: Option<i64>) {
+    fn restore(&self, partition: &TopicPartition, saved: Saved, committed: Option<i64>) {
         let path = self
             .factory
             .partition_file(partition, "detection-state", "json");
@@ -164,13 +180,18 @@ impl PartitionedOwner {
         }
         // Only the state topic is authoritative: a local file may be an older owner's.
         let _ = std::fs::remove_file(&path);
-        let saved = match self.store.load(partition) {
-            Ok(saved) => saved,
-            Err(error) => {
-                tracing::error!(partition = %partition, %error, "Cannot read the partition's saved state; rebuilding it by replay.");
-                None
+        let saved = saved.state;
+        // A snapshot is usable only if it does not run ahead of where consumption resumes:
+        // the group's offsets may have been reset or expired since it was written, and
+        // restoring it would count its records twice. Without one, the partition's state is
+        // rebuilt by replaying from its beginning.
+        let saved = saved.filter(|saved| match committed {
+            Some(resume) if saved.offset <= resume => true,
+            _ => {
+                tracing::warn!(partition = %partition, snapshot_offset = saved.offset, committed = ?committed, "The saved state is ahead of the group's offset; rebuilding it by replay instead.");
+                false
             }
-        };
+        });
         let mut replay_from = None;
         if let Some(saved) = saved {
             match serde_json::to_vec(&saved.snapshot) {
@@ -184,7 +205,8 @@ impl PartitionedOwner {
             }
         }
         let Some(until) = committed else {
-            // A partition the group never committed: nothing was delivered from it yet.
+            // A partition the group never committed: it is read from its start, which builds
+            // the state as it goes.
             return;
         };
         if replay_from.is_some_and(|from| from >= until) {
@@ -229,15 +251,35 @@ impl PartitionedOwner {
 }
 
 impl PartitionOwner for PartitionedOwner {
+    fn acquire(&self, partition: &TopicPartition) {
+        let deadline = std::time::Instant::now() + self.handover_wait;
+        let saved = match self.store.load(partition, Some((&self.member, deadline))) {
+            Ok(saved) => saved,
+            Err(error) => {
+                tracing::error!(partition = %partition, %error, "Cannot read the partition's saved state; rebuilding it by replay.");
+                Saved::default()
+            }
+        };
+        let claim = Ownership {
+            member: self.member.clone(),
+            released: false,
+        };
+        if let Err(error) = self.store.save_owner(partition, &claim) {
+            tracing::warn!(partition = %partition, %error, "Cannot record this member's claim on the partition.");
+        }
+        lock(&self.acquired).insert(partition.clone(), saved);
+    }
+
     fn assigned(
         &self,
         partition: &TopicPartition,
         committed: Option<i64>,
     ) -> mpsc::Sender<SourceBatch> {
-        self.restore(partition, committed);
+        let saved = lock(&self.acquired).remove(partition).unwrap_or_default();
+        self.restore(partition, saved, committed);
         let processor = self.factory.processor(partition, true);
         let (sender, receiver) = mpsc::channel(self.factory.config.agent.channel_capacity);
-        let (_, reloads) = mpsc::channel(1);
+        let reloads = self.factory.reloads.register(&self.source, partition);
         let (_, own_alerts) = mpsc::channel::<Alert>(1);
         let task = self
             .runtime
@@ -246,10 +288,30 @@ impl PartitionOwner for PartitionedOwner {
         sender
     }
 
-    fn released(&self, partition: &TopicPartition, committed: Option<i64>) {
+    fn released(&self, partition: &TopicPartition, committed: Option<i64>, lost: bool) {
+        self.factory.reloads.remove(&self.source, partition);
         let Some(task) = self.lock().remove(partition) else {
             return;
         };
+        self.save_state(partition, task, committed);
+        if lost {
+            // Another member holds it already; a release written now would stand for theirs.
+            return;
+        }
+        let release = Ownership {
+            member: self.member.clone(),
+            released: true,
+        };
+        if let Err(error) = self.store.save_owner(partition, &release) {
+            tracing::warn!(partition = %partition, %error, "Cannot record the release; the next owner waits out the session timeout.");
+        }
+    }
+}
+
+impl PartitionedOwner {
+    /// Wait for the partition's processor to drain and save its engine, then write that
+    /// snapshot to the state topic for `committed` (none: keep the previous one).
+    fn save_state(&self, partition: &TopicPartition, task: JoinHandle<()>, committed: Option<i64>) {
         // The member dropped the partition's sender: the processor drains and saves its engine.
         if let Err(error) = self.runtime.block_on(task) {
             tracing::error!(partition = %partition, %error, "The partition's processor failed.");
@@ -308,9 +370,11 @@ impl Pipeline {
             config,
             metrics,
             extra_sources: _,
-            reloads: _,
-            reload_sender: _,
+            reloads,
+            reload_sender,
         } = self;
+        // Only the handles given out (SIGHUP, the rules-file watch) keep the channel open.
+        drop(reload_sender);
         std::fs::create_dir_all(config.agent.state_dir.join("partitions")).map_err(|source| {
             PipelineError::StateDir {
                 path: config.agent.state_dir.display().to_string(),
@@ -350,21 +414,28 @@ impl Pipeline {
             });
             (scanner, config.detect.system_prompt_markers.clone())
         });
+        let partition_reloads = Arc::new(reloads::PartitionReloads::default());
+        let reload_task = tokio::spawn(reloads::fan_out(
+            reloads,
+            Arc::clone(&partition_reloads),
+            config.detect.clone(),
+        ));
         let factory = Arc::new(ProcessorFactory {
             config: config.clone(),
             engine_settings,
             sinks: sink_senders,
             metrics: Arc::clone(&metrics),
             scanner,
+            reloads: partition_reloads,
         });
 
-        // Sources other than kafka ones have no processor here: they are not started (and
-        // logged), and this channel only satisfies the context's type.
+        // Validation admits only partitioned kafka sources beside a detector one
+        // (`check_detector_sources`); this channel only satisfies the context's type.
         let (unused_sender, _unused) = mpsc::channel::<SourceBatch>(1);
         let mut source_handles = Vec::new();
         for (name, source) in &config.sources {
             let SourceConfig::Kafka(kafka) = source else {
-                tracing::error!(source = %name, "The detector tier reads only kafka sources; this one is not started.");
+                tracing::error!(source = %name, "The detector tier reads only partitioned kafka sources; this one is not started.");
                 continue;
             };
             let kafka: KafkaSourceConfig = (**kafka).clone();
@@ -398,6 +469,7 @@ impl Pipeline {
             }
         }
         sources_done.cancel();
+        reload_task.abort();
         let _ = own_alerts_task.await;
         for (name, handle) in sink_handles {
             match handle.await {
@@ -433,6 +505,14 @@ async fn detector_owner(
         factory: Arc::clone(factory),
         store,
         live: Mutex::new(HashMap::new()),
+        acquired: Mutex::new(HashMap::new()),
+        member: format!(
+            "{}-{}-{}",
+            gethostname::gethostname().to_string_lossy(),
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ),
+        handover_wait: kafka.session_timeout,
     }))
 }
 

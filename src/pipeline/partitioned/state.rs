@@ -24,6 +24,9 @@ use tokio::sync::mpsc;
 /// The state-topic value format version.
 const STATE_VERSION: u32 = 1;
 
+/// How long one admin or metadata request about the state topic may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One partition's saved detection state.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PartitionState {
@@ -43,8 +46,38 @@ pub struct StateStore {
     context: AgentClientContext,
 }
 
+/// What the state topic holds for one partition.
+#[derive(Debug, Default)]
+pub struct Saved {
+    /// The newest snapshot, if any.
+    pub state: Option<PartitionState>,
+    /// The newest owner record, if any.
+    pub owner: Option<Ownership>,
+}
+
+/// Who holds a partition, as its members write it to the state topic: a claim when a member
+/// takes the partition, a release once it has committed and saved the state on letting go.
+///
+/// Kafka's group coordinator normally guarantees that a partition is released before it is
+/// assigned elsewhere. Some Kafka-protocol brokers answer a JoinGroup without waiting for the
+/// other members (tansu 0.6), so a new owner can be assigned a partition its previous owner still
+/// reads. A new owner therefore waits, up to the session timeout, for the previous claim's
+/// release before it reads the committed offset and restores the state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ownership {
+    /// The member instance (unique per process run).
+    pub member: String,
+    /// False for a claim, true for a release.
+    pub released: bool,
+}
+
 fn state_key(partition: &TopicPartition) -> String {
     format!("{}/{}", partition.topic, partition.partition)
+}
+
+/// Topic names cannot contain `#`, so this never collides with a state key.
+fn owner_key(partition: &TopicPartition) -> String {
+    format!("{}/{}#owner", partition.topic, partition.partition)
 }
 
 impl StateStore {
@@ -68,16 +101,24 @@ impl StateStore {
         })
     }
 
-    /// Create the state topic (compacted, one partition) unless it exists.
+    /// Create the state topic (compacted, one partition) unless it exists. Bounded to
+    /// [`ADMIN_TIMEOUT`] per step: a broker that does not answer `CreateTopics` (some managed
+    /// endpoints, librdkafka's mock cluster) must not hold the member out of its group.
     pub async fn ensure_topic(&self, replication: i32) -> Result<(), KafkaError> {
+        if self.topic_exists().await? {
+            return Ok(());
+        }
         let config = self.connection.client_config()?;
         let admin: AdminClient<_> = config
             .create_with_context(self.context.clone())
             .map_err(|error| KafkaError::client("cannot create the admin client", error))?;
         let topic = NewTopic::new(&self.topic, 1, TopicReplication::Fixed(replication))
             .set("cleanup.policy", "compact");
+        let options = AdminOptions::new()
+            .request_timeout(Some(ADMIN_TIMEOUT))
+            .operation_timeout(Some(ADMIN_TIMEOUT));
         let results = admin
-            .create_topics([&topic], &AdminOptions::new())
+            .create_topics([&topic], &options)
             .await
             .map_err(|error| KafkaError::client("cannot create the state topic", error))?;
         for result in results {
@@ -93,28 +134,41 @@ impl StateStore {
         Ok(())
     }
 
+    /// Whether the brokers know the state topic (a metadata request, which creates nothing).
+    async fn topic_exists(&self) -> Result<bool, KafkaError> {
+        let consumer = self.plain_consumer().map_err(KafkaError::Config)?;
+        let topic = self.topic.clone();
+        let metadata = tokio::task::spawn_blocking(move || {
+            consumer.fetch_metadata(Some(&topic), ADMIN_TIMEOUT)
+        })
+        .await
+        .map_err(|error| KafkaError::Config(format!("metadata task failed: {error}")))?
+        .map_err(|error| KafkaError::client("cannot read the state topic's metadata", error))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .any(|topic| topic.error().is_none() && !topic.partitions().is_empty()))
+    }
+
     /// Save a partition's state; blocks until the brokers acknowledged it (`acks=all`).
     pub fn save(&self, partition: &TopicPartition, state: &PartitionState) -> Result<(), String> {
         let value = serde_json::to_vec(state).map_err(|error| error.to_string())?;
-        let key = state_key(partition);
-        self.producer
-            .send(
-                BaseRecord::<String, Vec<u8>>::to(&self.topic)
-                    .key(&key)
-                    .payload(&value),
-            )
-            .map_err(|(error, _)| error.to_string())?;
-        self.producer
-            .flush(Duration::from_secs(30))
-            .map_err(|error| format!("the state was not acknowledged: {error}"))
+        self.produce(&state_key(partition), &value)
     }
 
-    /// The newest saved state of `partition`, if any (reads the state topic to its end).
-    pub fn load(&self, partition: &TopicPartition) -> Result<Option<PartitionState>, String> {
-        let key = state_key(partition);
+    /// What the state topic holds for `partition`: its newest saved state and owner record.
+    /// With `wait`, keeps following the topic while the newest owner record is a claim by
+    /// another member, until that owner releases or the deadline passes (see [`Ownership`]).
+    pub fn load(
+        &self,
+        partition: &TopicPartition,
+        wait: Option<(&str, Instant)>,
+    ) -> Result<Saved, String> {
+        let state_key = state_key(partition);
+        let owner_key = owner_key(partition);
         let consumer = self.plain_consumer()?;
         let metadata = consumer
-            .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
+            .fetch_metadata(Some(&self.topic), ADMIN_TIMEOUT)
             .map_err(|error| format!("state topic metadata: {error}"))?;
         let mut ends = HashMap::new();
         let mut list = TopicPartitionList::new();
@@ -122,28 +176,49 @@ impl StateStore {
             for state_partition in topic.partitions() {
                 let id = state_partition.id();
                 let (low, high) = consumer
-                    .fetch_watermarks(&self.topic, id, Duration::from_secs(10))
+                    .fetch_watermarks(&self.topic, id, ADMIN_TIMEOUT)
                     .map_err(|error| format!("state topic watermarks: {error}"))?;
                 if high > low {
                     ends.insert(id, high);
-                    list.add_partition_offset(&self.topic, id, Offset::Offset(low))
-                        .map_err(|error| error.to_string())?;
                 }
+                // Read from the start even if empty now: a release may arrive while we wait.
+                list.add_partition_offset(&self.topic, id, Offset::Offset(low))
+                    .map_err(|error| error.to_string())?;
             }
         }
-        if ends.is_empty() {
-            return Ok(None);
+        if list.count() == 0 {
+            return Ok(Saved::default());
         }
         consumer.assign(&list).map_err(|error| error.to_string())?;
-        let mut newest = None;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !ends.is_empty() && Instant::now() < deadline {
-            let Some(result) = consumer.poll(Duration::from_millis(200)) else {
+        let mut newest_state = None;
+        let mut owner: Option<Ownership> = None;
+        let read_deadline = Instant::now() + Duration::from_secs(60);
+        let claimed_by_other = |owner: &Option<Ownership>| match (owner, wait) {
+            (Some(owner), Some((me, _))) => !owner.released && owner.member != me,
+            _ => false,
+        };
+        loop {
+            let caught_up = ends.is_empty();
+            if caught_up && !claimed_by_other(&owner) {
+                break;
+            }
+            if caught_up && wait.is_some_and(|(_, deadline)| Instant::now() >= deadline) {
+                tracing::warn!(partition = %partition, owner = ?owner.as_ref().map(|o| &o.member), "The previous owner did not release the partition in time (gone, or its group coordinator moved it without waiting); taking it over.");
+                break;
+            }
+            if !caught_up && Instant::now() >= read_deadline {
+                return Err("timed out reading the state topic".into());
+            }
+            let Some(result) = consumer.poll(Duration::from_millis(100)) else {
                 continue;
             };
             let message = result.map_err(|error| format!("reading the state topic: {error}"))?;
-            if message.key() == Some(key.as_bytes()) {
-                newest = message.payload().map(<[u8]>::to_vec);
+            if message.key() == Some(state_key.as_bytes()) {
+                newest_state = message.payload().map(<[u8]>::to_vec);
+            } else if message.key() == Some(owner_key.as_bytes()) {
+                owner = message
+                    .payload()
+                    .and_then(|bytes| serde_json::from_slice(bytes).ok());
             }
             if ends
                 .get(&message.partition())
@@ -152,11 +227,8 @@ impl StateStore {
                 ends.remove(&message.partition());
             }
         }
-        if !ends.is_empty() {
-            return Err("timed out reading the state topic".into());
-        }
-        match newest {
-            None => Ok(None),
+        let state = match newest_state {
+            None => None,
             Some(bytes) => {
                 let state: PartitionState = serde_json::from_slice(&bytes)
                     .map_err(|error| format!("unreadable state: {error}"))?;
@@ -166,9 +238,30 @@ impl StateStore {
                         state.version
                     ));
                 }
-                Ok(Some(state))
+                Some(state)
             }
-        }
+        };
+        Ok(Saved { state, owner })
+    }
+
+    /// Record who holds `partition` now (a claim) or that it let go (a release); blocks until
+    /// the brokers acknowledged it.
+    pub fn save_owner(&self, partition: &TopicPartition, owner: &Ownership) -> Result<(), String> {
+        let value = serde_json::to_vec(owner).map_err(|error| error.to_string())?;
+        self.produce(&owner_key(partition), &value)
+    }
+
+    fn produce(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.producer
+            .send(
+                BaseRecord::<str, [u8]>::to(&self.topic)
+                    .key(key)
+                    .payload(value),
+            )
+            .map_err(|(error, _)| error.to_string())?;
+        self.producer
+            .flush(Duration::from_secs(30))
+            .map_err(|error| format!("the state was not acknowledged: {error}"))
     }
 
     /// A consumer outside any group (assigns partitions, never commits).

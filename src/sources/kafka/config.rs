@@ -2,6 +2,7 @@
 
 use crate::decode::{DecodeOptions, Format, Mapping};
 use crate::kafka::{KafkaConnection, KafkaTls, Sasl};
+use crate::sources::SourceConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -141,5 +142,88 @@ impl KafkaSourceConfig {
             ));
         }
         crate::decode::validate_settings(&self.mapping, &self.decode)
+    }
+}
+
+/// The detector tier (a `kafka` source with `state = "partitioned"`) gives every partition its
+/// own engine and has no engine for anything else, so beside such a source every source must be
+/// one too. Returns the key and reason naming the first source that is not.
+pub fn check_detector_sources(
+    sources: &BTreeMap<String, SourceConfig>,
+) -> Result<(), (String, String)> {
+    let is_partitioned = |source: &SourceConfig| matches!(source, SourceConfig::Kafka(kafka) if kafka.state == StateMode::Partitioned);
+    let Some((detector, _)) = sources.iter().find(|(_, source)| is_partitioned(source)) else {
+        return Ok(());
+    };
+    match sources.iter().find(|(_, source)| !is_partitioned(source)) {
+        None => Ok(()),
+        Some((name, SourceConfig::Kafka(_))) => Err((
+            format!("sources.{name}.state"),
+            format!(
+                "must be \"partitioned\" like source `{detector}`: an agent is either a detector \
+                 (only partitioned kafka sources) or not"
+            ),
+        )),
+        Some((name, _)) => Err((
+            format!("sources.{name}.type"),
+            format!(
+                "the detector tier (source `{detector}`, a kafka source with state = \
+                 \"partitioned\") reads only partitioned kafka sources: run `{name}` on an edge \
+                 agent that sends to Kafka"
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(toml_text: &str) -> BTreeMap<String, SourceConfig> {
+        #[derive(Deserialize)]
+        struct Sources {
+            sources: BTreeMap<String, SourceConfig>,
+        }
+        toml::from_str::<Sources>(toml_text).unwrap().sources
+    }
+
+    const DETECTOR: &str = r#"
+[sources.bus]
+type = "kafka"
+brokers = ["k:9092"]
+topics = ["audit"]
+group_id = "detectors"
+"#;
+
+    #[test]
+    fn a_detector_with_only_partitioned_kafka_sources_is_accepted() {
+        let text = format!("{DETECTOR}\n[sources.more]\ntype = \"kafka\"\nbrokers = [\"k:9092\"]\ntopics = [\"other\"]\ngroup_id = \"d2\"\n");
+        assert_eq!(check_detector_sources(&sources(&text)), Ok(()));
+    }
+
+    #[test]
+    fn a_file_source_beside_a_detector_is_named() {
+        let text = format!(
+            "{DETECTOR}\n[sources.gateway]\ntype = \"file\"\ninclude = [\"/var/log/*.jsonl\"]\n"
+        );
+        let (key, reason) = check_detector_sources(&sources(&text)).unwrap_err();
+        assert_eq!(key, "sources.gateway.type");
+        assert!(
+            reason.contains("`bus`") && reason.contains("`gateway`"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn a_shared_kafka_source_beside_a_detector_is_named() {
+        let text = format!("{DETECTOR}\n[sources.edge]\ntype = \"kafka\"\nbrokers = [\"k:9092\"]\ntopics = [\"x\"]\ngroup_id = \"e\"\nstate = \"shared\"\n");
+        let (key, _) = check_detector_sources(&sources(&text)).unwrap_err();
+        assert_eq!(key, "sources.edge.state");
+    }
+
+    #[test]
+    fn agents_without_a_detector_source_are_not_concerned() {
+        let text = "[sources.gateway]\ntype = \"file\"\ninclude = [\"/x/*.jsonl\"]\n";
+        assert_eq!(check_detector_sources(&sources(text)), Ok(()));
     }
 }

@@ -16,12 +16,15 @@ use crate::pipeline::ack::{batch_ack, AckReceiver, BatchStatus};
 use crate::sources::{Line, LineData, SourceBatch, SourceError};
 use crate::telemetry::Metrics;
 use rdkafka::client::OAuthToken;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use std::collections::{BTreeMap, VecDeque};
 use std::error::Error;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -44,6 +47,10 @@ impl std::fmt::Display for TopicPartition {
 
 /// Whoever runs detection for the partitions this member is given.
 pub trait PartitionOwner: Send + Sync + 'static {
+    /// The group gave this member the partition; called on the consumer thread before its
+    /// committed offset is read. It may block until the previous owner has let go.
+    fn acquire(&self, _partition: &TopicPartition) {}
+
     /// The partition is now this member's; consumption resumes at `committed` (none: the group
     /// has no offset for it yet). Returns where its batches go. Called on the consumer thread,
     /// before any of its records is read; it may block (to restore state).
@@ -55,8 +62,10 @@ pub trait PartitionOwner: Send + Sync + 'static {
 
     /// The partition is leaving this member. Every batch read from it has been acknowledged and
     /// its offset committed at `committed` (none when that failed: the next owner then replays
-    /// from the previous commit). Called on the consumer thread; it may block (to snapshot).
-    fn released(&self, partition: &TopicPartition, committed: Option<i64>);
+    /// from the previous commit). `lost`: the group already gave it to another member (this
+    /// one missed its session), so nothing may be said on its behalf. Called on the consumer
+    /// thread; it may block (to snapshot).
+    fn released(&self, partition: &TopicPartition, committed: Option<i64>, lost: bool);
 }
 
 /// A partition this member reads, with what is in flight from it.
@@ -71,6 +80,7 @@ struct Owned {
     in_flight: VecDeque<(i64, AckReceiver)>,
     /// Everything before this offset is delivered.
     delivered_up_to: Option<i64>,
+    /// The offset the group coordinator confirmed for this partition (not merely one sent).
     committed: Option<i64>,
     /// A batch failed: nothing after it may be committed on this assignment.
     failed: bool,
@@ -84,6 +94,9 @@ pub(super) struct Member {
     format: Format,
     max_batch_records: usize,
     metrics: Arc<Metrics>,
+    /// Set once shutdown has released everything: partitions the group still hands out while
+    /// the consumer closes are not taken (their next owner restores them).
+    stopping: AtomicBool,
 }
 
 /// The consumer's context: OAUTHBEARER tokens, and the rebalance hand-over.
@@ -101,14 +114,55 @@ impl ClientContext for MemberContext {
 }
 
 impl ConsumerContext for MemberContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Revoke(list) => self.member.release(consumer, &partitions_of(list)),
-            Rebalance::Assign(list) => self.member.take(consumer, list),
-            Rebalance::Error(error) => {
-                tracing::warn!(source = %self.member.source, %error, "Kafka rebalance error.");
+    /// The hand-over, replacing the `rdkafka` default so that the position each partition
+    /// resumes at is the one its state was restored for: the assignment is made with explicit
+    /// offsets.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        error: RDKafkaRespErr,
+        list: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let outcome = match error {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.member.take(consumer, list);
+                if cooperative {
+                    consumer.incremental_assign(list)
+                } else {
+                    consumer.assign(list)
+                }
             }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.member.release(consumer, &partitions_of(list));
+                if cooperative {
+                    consumer.incremental_unassign(list)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::warn!(source = %self.member.source, error = ?other, "Kafka rebalance error.");
+                if cooperative {
+                    self.member.release(consumer, &partitions_of(list));
+                    consumer.incremental_unassign(list)
+                } else {
+                    // Eager: the whole assignment goes, as rdkafka's default does.
+                    self.member.release_all(consumer);
+                    consumer.unassign()
+                }
+            }
+        };
+        if let Err(error) = outcome {
+            tracing::error!(source = %self.member.source, %error, "Cannot apply the group's assignment.");
         }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        self.member.confirm_commits(&result, offsets);
     }
 }
 
@@ -130,20 +184,49 @@ impl Member {
         }
     }
 
-    /// Partitions assigned: learn where each resumes and ask the owner where batches go.
-    fn take(&self, consumer: &BaseConsumer<MemberContext>, list: &TopicPartitionList) {
-        let committed = match consumer.committed_offsets(list.clone(), Duration::from_secs(30)) {
-            Ok(offsets) => offsets.to_topic_map(),
-            Err(error) => {
-                tracing::warn!(source = %self.source, %error, "Cannot read committed offsets; restoring state without them.");
-                Default::default()
+    /// Partitions assigned: wait for their previous owners to let go, learn where each resumes,
+    /// ask the owner to restore its state for exactly that position and where batches go, and
+    /// pin that position in `list` so consumption starts there.
+    fn take(&self, consumer: &BaseConsumer<MemberContext>, list: &mut TopicPartitionList) {
+        if self.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        let partitions = partitions_of(list);
+        for partition in &partitions {
+            self.owner.acquire(partition);
+        }
+        let mut committed = None;
+        for attempt in 1..=COMMITTED_ATTEMPTS {
+            match consumer.committed_offsets(list.clone(), COMMITTED_TIMEOUT) {
+                Ok(offsets) => {
+                    committed = Some(offsets.to_topic_map());
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(source = %self.source, %error, attempt, "Cannot read committed offsets.");
+                }
             }
-        };
-        for partition in partitions_of(list) {
+        }
+        let committed = committed.unwrap_or_else(|| {
+            // The partitions still start where the group left them (librdkafka reads the
+            // offsets itself), but their state starts empty: windows miss that history.
+            tracing::error!(source = %self.source, "No committed offsets; the partitions' detection state starts empty.");
+            Default::default()
+        });
+        for partition in partitions {
             let resume = match committed.get(&(partition.topic.to_string(), partition.partition)) {
                 Some(Offset::Offset(offset)) => Some(*offset),
                 _ => None,
             };
+            if let Some(offset) = resume {
+                if let Err(error) = list.set_partition_offset(
+                    &partition.topic,
+                    partition.partition,
+                    Offset::Offset(offset),
+                ) {
+                    tracing::warn!(source = %self.source, partition = %partition, %error, "Cannot pin the resume offset.");
+                }
+            }
             tracing::info!(source = %self.source, partition = %partition, committed = ?resume, "Partition assigned.");
             let out = self.owner.assigned(&partition, resume);
             self.lock().insert(
@@ -181,20 +264,22 @@ impl Member {
                 // Messages without a payload (tombstones) move the position without a batch.
                 owned.delivered_up_to = owned.read_up_to.max(owned.delivered_up_to);
             }
+            // Always a synchronous commit, even when an earlier asynchronous one covered the
+            // offset: the owner writes a snapshot for the offset returned here, and a snapshot
+            // must never run ahead of what the group coordinator holds.
             let committed = match owned.delivered_up_to {
-                Some(offset) if Some(offset) != owned.committed => {
-                    match commit(consumer, partition, offset, CommitMode::Sync) {
-                        Ok(()) => Some(offset),
-                        Err(error) => {
-                            tracing::warn!(source = %self.source, partition = %partition, %error, "Cannot commit on release; the next owner replays from the previous commit.");
-                            None
-                        }
+                Some(offset) => match commit(consumer, partition, offset, CommitMode::Sync) {
+                    Ok(()) => Some(offset),
+                    Err(error) => {
+                        tracing::warn!(source = %self.source, partition = %partition, %error, "Cannot commit on release; the next owner replays from the previous commit.");
+                        None
                     }
-                }
-                other => other,
+                },
+                None => None,
             };
             drop(owned.out);
-            self.owner.released(partition, committed);
+            self.owner
+                .released(partition, committed, consumer.assignment_lost());
             tracing::info!(source = %self.source, partition = %partition, committed = ?committed, "Partition released.");
         }
     }
@@ -261,10 +346,10 @@ impl Member {
 
     /// Commit what is delivered and not yet committed.
     fn commit_delivered(&self, consumer: &BaseConsumer<MemberContext>) {
-        let mut owned_map = self.lock();
+        let owned_map = self.lock();
         let mut list = TopicPartitionList::new();
-        let mut advanced = Vec::new();
-        for (partition, owned) in owned_map.iter_mut() {
+        let mut due = 0usize;
+        for (partition, owned) in owned_map.iter() {
             if let Some(offset) = owned
                 .delivered_up_to
                 .filter(|o| Some(*o) != owned.committed)
@@ -277,23 +362,48 @@ impl Member {
                     )
                     .is_ok()
                 {
-                    advanced.push((partition.clone(), offset));
+                    due += 1;
                 }
             }
         }
-        if advanced.is_empty() {
+        // The callback locks the map again; it runs inside a later poll, never inside commit.
+        drop(owned_map);
+        if due == 0 {
             return;
         }
-        match consumer.commit(&list, CommitMode::Async) {
-            Ok(()) => {
-                for (partition, offset) in advanced {
-                    if let Some(owned) = owned_map.get_mut(&partition) {
-                        owned.committed = Some(offset);
-                    }
+        // The coordinator's answer arrives through `confirm_commits` (a later poll); until then
+        // the offset is only sent, and is sent again at the next interval if it is still due.
+        if let Err(error) = consumer.commit(&list, CommitMode::Async) {
+            tracing::warn!(source = %self.source, %error, "Offset commit failed; retrying at the next interval.");
+        }
+    }
+
+    /// The coordinator answered a commit: record the offsets it took. A refused one (a
+    /// rebalance in progress) stays due and is sent again at the next interval.
+    fn confirm_commits(&self, result: &KafkaResult<()>, offsets: &TopicPartitionList) {
+        let partition_refused = offsets.elements().iter().any(|e| e.error().is_err());
+        if result.is_err() && !partition_refused {
+            // The request as a whole failed (no coordinator, a timeout): nothing was taken.
+            tracing::debug!(source = %self.source, "Offset commit failed; retrying at the next interval.");
+            return;
+        }
+        let mut owned_map = self.lock();
+        for element in offsets.elements() {
+            let partition = TopicPartition {
+                topic: Arc::from(element.topic()),
+                partition: element.partition(),
+            };
+            let Some(owned) = owned_map.get_mut(&partition) else {
+                continue;
+            };
+            match (element.error(), element.offset()) {
+                (Ok(()), Offset::Offset(offset)) => {
+                    owned.committed = owned.committed.max(Some(offset));
                 }
-            }
-            Err(error) => {
-                tracing::warn!(source = %self.source, %error, "Offset commit failed; retrying at the next interval.");
+                (Ok(()), _) => {}
+                (Err(error), _) => {
+                    tracing::debug!(source = %self.source, partition = %partition, %error, "Offset commit refused; retrying at the next interval.");
+                }
             }
         }
     }
@@ -342,6 +452,11 @@ fn commit(
     consumer.commit(&list, mode)
 }
 
+/// How long reading the group's committed offsets may take on assignment, and how often it is
+/// tried before the partitions start without their state.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
+const COMMITTED_ATTEMPTS: u32 = 3;
+
 /// Everything the member thread needs.
 pub(super) struct MemberSettings {
     pub config: KafkaSourceConfig,
@@ -369,6 +484,7 @@ pub(super) fn run_member(settings: MemberSettings) -> Result<(), SourceError> {
         format,
         max_batch_records: config.max_batch_records,
         metrics,
+        stopping: AtomicBool::new(false),
     });
     let consumer = consumer(&config, Arc::clone(&member))
         .map_err(|error| SourceError::Other(error.to_string()))?;
@@ -406,6 +522,7 @@ pub(super) fn run_member(settings: MemberSettings) -> Result<(), SourceError> {
         }
     }
     member.release_all(&consumer);
+    member.stopping.store(true, Ordering::Relaxed);
     consumer.unsubscribe();
     drop(consumer);
     tracing::info!(source = %source, "Left the consumer group.");
@@ -433,6 +550,14 @@ fn consumer(
         .set(
             "session.timeout.ms",
             config.session_timeout.as_millis().to_string(),
+        )
+        // A member hears of a rebalance at its next heartbeat; a third of the session (Kafka's
+        // own advice) lets it hand partitions over promptly.
+        .set(
+            "heartbeat.interval.ms",
+            (config.session_timeout.as_millis() / 3)
+                .max(100)
+                .to_string(),
         )
         // A hand-over may replay a partition inside the rebalance callback.
         .set("max.poll.interval.ms", "600000")

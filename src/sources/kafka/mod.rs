@@ -11,7 +11,7 @@
 mod config;
 mod member;
 
-pub use config::{KafkaSourceConfig, StartAt, StateMode};
+pub use config::{check_detector_sources, KafkaSourceConfig, StartAt, StateMode};
 pub use member::{PartitionOwner, TopicPartition};
 
 use super::{SourceBatch, SourceContext, SourceError};
@@ -28,7 +28,7 @@ impl PartitionOwner for SharedOwner {
         self.out.clone()
     }
 
-    fn released(&self, _: &TopicPartition, _: Option<i64>) {}
+    fn released(&self, _: &TopicPartition, _: Option<i64>, _: bool) {}
 }
 
 /// Run the source as a member of its group until shutdown, sending batches to the agent's

@@ -1,6 +1,9 @@
 //! The `kafka` sink and source against librdkafka's mock cluster (several brokers, consumer
-//! groups with commits, error injection). The multi-member detector scenario and its tansu run
-//! are not here yet (see the branch history: they did not pass in time).
+//! groups with commits, error injection), and the detector tier's fleet scenario on it and on a
+//! real Kafka-protocol broker (tansu, `tansu.rs`).
+
+mod fleet;
+mod tansu;
 
 use crate::util::{record, terminate, wait_until, write_lines, AgentDir};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -205,5 +208,170 @@ records = "events"
         first.len() + second.len(),
         "nothing read twice: {}",
         member.log()
+    );
+}
+
+#[test]
+fn detector_tier_of_three_survives_a_kill_and_a_newcomer() {
+    let cluster = MockCluster::new(3).unwrap();
+    cluster.create_topic("audit", 6, 3).unwrap();
+    // The mock has no CreateTopics: the state topic exists beforehand, as an operator may make it.
+    cluster
+        .create_topic("detectors.aiwarden-state", 1, 3)
+        .unwrap();
+    fleet::run_fleet(
+        &cluster.bootstrap_servers(),
+        "audit",
+        6,
+        "6s",
+        fleet::Coordinator::Barrier,
+    );
+}
+
+#[test]
+fn a_detector_refuses_a_source_it_would_not_run() {
+    let agent = AgentDir::new();
+    let config = agent.write_config(
+        r#"
+[sources.bus]
+type = "kafka"
+brokers = ["127.0.0.1:9"]
+topics = ["audit"]
+group_id = "detectors"
+[sources.gateway]
+type = "file"
+include = ["{dir}/in/*.jsonl"]
+[sinks.alerts]
+type = "file"
+path = "{dir}/alerts.jsonl"
+"#,
+    );
+    for command in ["check-config", "run"] {
+        let output = std::process::Command::new(crate::util::binary())
+            .args([command, "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("sources.gateway.type") && stderr.contains("`bus`"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
+/// Produce canonical records keyed by user, as the edge's `kafka` sink would.
+fn produce(brokers: &str, topic: &str, records: &[Value]) {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("partitioner", "murmur2_random")
+        .create()
+        .unwrap();
+    for record in records {
+        let key = record["user_id"].as_str().unwrap().to_string();
+        let payload = record.to_string();
+        producer
+            .send(BaseRecord::to(topic).key(&key).payload(&payload))
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+#[test]
+fn sighup_reaches_every_partitions_engine() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("audit", 3, 1).unwrap();
+    cluster.create_topic("reload.aiwarden-state", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let member = AgentDir::new();
+    std::fs::create_dir_all(member.path("rules.d")).unwrap();
+    let threshold = |above: u32| {
+        format!(
+            "id = \"mcp-volume\"\n[threshold]\ntiers = [{{ window = \"10m\", above = {above} }}]\n"
+        )
+    };
+    std::fs::write(member.path("rules.d/mcp.toml"), threshold(50)).unwrap();
+    member.write_config(&format!(
+        r#"
+[agent]
+state_dir = "{{dir}}/state"
+[detect]
+overrides_dir = "{{dir}}/rules.d"
+[sources.bus]
+type = "kafka"
+brokers = ["{brokers}"]
+topics = ["audit"]
+group_id = "reload"
+state_replication = 1
+[sinks.alerts]
+type = "file"
+path = "{{dir}}/alerts.jsonl"
+records = "alerts"
+[sinks.events]
+type = "file"
+path = "{{dir}}/events.jsonl"
+records = "events"
+"#
+    ));
+    let mut child = member.spawn();
+    wait_until(Duration::from_secs(60), "all three partitions", || {
+        member.log().matches("Partition assigned.").count() >= 3
+    });
+    // Users spread over the three partitions; ten calls each stay under the threshold of 50.
+    let users: Vec<String> = (0..9).map(|u| format!("user{u}@acme.example")).collect();
+    let calls = |from: usize, count: usize| -> Vec<Value> {
+        (from..from + count)
+            .flat_map(|step| {
+                users.iter().map(move |user| {
+                    record(
+                        &format!("{user}-{step}"),
+                        &format!("2026-11-20T10:{:02}:{:02}Z", step / 12, step % 12 * 5),
+                        user,
+                        &format!("s-{user}"),
+                        json!({"event_type": "mcp_call"}),
+                    )
+                })
+            })
+            .collect()
+    };
+    produce(&brokers, "audit", &calls(0, 10));
+    wait_until(Duration::from_secs(60), "the first calls", || {
+        crate::util::count_lines(&member.path("events.jsonl")) >= 10 * users.len()
+    });
+    // Above 5 now: a changed rule starts afresh, so six more calls per session fire it in every
+    // partition only if every partition's engine took the new rule.
+    std::fs::write(member.path("rules.d/mcp.toml"), threshold(5)).unwrap();
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    wait_until(Duration::from_secs(30), "the reload", || {
+        member
+            .log()
+            .contains("Rules reloaded into every partition's engine.")
+    });
+    produce(&brokers, "audit", &calls(10, 6));
+    wait_until(Duration::from_secs(60), "an alert per session", || {
+        let alerts = crate::util::read_json_lines(&member.path("alerts.jsonl"));
+        users.iter().all(|user| {
+            alerts
+                .iter()
+                .any(|alert| alert["entity_key"] == format!("s-{user}").as_str())
+        })
+    });
+    assert!(terminate(&mut child, Duration::from_secs(30)).success());
+    let log = member.log();
+    let reload_lines: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("Rules reloaded into every partition's engine."))
+        .collect();
+    assert!(
+        reload_lines
+            .iter()
+            .any(|line| line.contains("\"partitions\":3")),
+        "{reload_lines:?}"
     );
 }
