@@ -275,7 +275,7 @@ impl DecodeError {
 /// then last one line); a [`Format::Configured`] one uses its source's settings and state.
 pub fn decode(format: Format, line: &[u8], out: &mut Vec<Result<AuditRecord, DecodeError>>) {
     match format {
-        Format::Native => out.push(decode_native(line)),
+        Format::Native => native::decode_native_into(line, out),
         Format::Configured(shared) => shared.decode(line, out),
         other => {
             Decoder::new(other, Mapping::default(), DecodeOptions::default()).decode(line, out)

@@ -217,6 +217,12 @@ fn an_upstream_agents_stamp_is_dropped_and_its_checkpoints_are_not_events() {
         decoder.decode(record.as_bytes(), &mut out);
         decoder.decode(checkpoint.as_bytes(), &mut out);
         assert_eq!(out.len(), 1, "{format:?}: the checkpoint yields nothing");
+        // The plain format a source without settings uses takes another path.
+        out.clear();
+        let plain = format.configure(&Mapping::default(), &DecodeOptions::default());
+        decode(plain, record.as_bytes(), &mut out);
+        decode(plain, checkpoint.as_bytes(), &mut out);
+        assert_eq!(out.len(), 1, "{format:?}: the checkpoint yields nothing");
         let decoded = out.pop().unwrap().unwrap();
         assert_eq!(decoded.event_id, "0f8e2c1a-5a7b-4c7e-9a51-2f1d3c4b5a69");
         assert!(!decoded.extra.contains_key("chain"), "{format:?}");
