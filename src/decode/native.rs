@@ -2,7 +2,7 @@
 
 use super::value::{optional_count, optional_string, required_string, string_list, timestamp};
 use super::{DecodeError, Reason};
-use crate::record::{fields, AuditRecord, Classification, EventType};
+use crate::record::{fields, AuditRecord, Classification, EventType, Field};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -84,7 +84,12 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match key {
-                Key::Canonical(field) => *self.slots.slot(field) = Some(map.next_value()?),
+                Key::Canonical(field) => {
+                    let value = map.next_value()?;
+                    if let Some(slot) = self.slots.slot_mut(&field) {
+                        *slot = Some(value);
+                    }
+                }
                 Key::UpstreamStamp => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -168,7 +173,7 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 
     fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
-        Ok(match Field::from_name(key) {
+        Ok(match Slots::slot_of(key) {
             Some(field) => Key::Canonical(field),
             None if key == UPSTREAM_STAMP => Key::UpstreamStamp,
             None => Key::Other(key.to_owned()),
@@ -183,67 +188,6 @@ pub(super) fn json_error_kind(error: &serde_json::Error) -> &'static str {
         serde_json::error::Category::Syntax => "syntax error",
         serde_json::error::Category::Data => "invalid data",
         serde_json::error::Category::Io => "read error",
-    }
-}
-
-/// The canonical fields that have a typed slot.
-#[derive(Clone, Copy)]
-enum Field {
-    EventId,
-    Timestamp,
-    EventType,
-    UserId,
-    SessionId,
-    ApplicationId,
-    Model,
-    Department,
-    PromptHash,
-    ResponseHash,
-    PromptTokens,
-    CompletionTokens,
-    LatencyMs,
-    DataClassification,
-    McpIntegrations,
-    McpCalls,
-    PolicyFlags,
-    SecurityFlags,
-    IpAddress,
-    Status,
-    ErrorType,
-    StopReason,
-    PromptRaw,
-    ResponseRaw,
-}
-
-impl Field {
-    fn from_name(name: &str) -> Option<Field> {
-        Some(match name {
-            fields::EVENT_ID => Field::EventId,
-            fields::TIMESTAMP => Field::Timestamp,
-            fields::EVENT_TYPE => Field::EventType,
-            fields::USER_ID => Field::UserId,
-            fields::SESSION_ID => Field::SessionId,
-            fields::APPLICATION_ID => Field::ApplicationId,
-            fields::MODEL => Field::Model,
-            fields::DEPARTMENT => Field::Department,
-            fields::PROMPT_HASH => Field::PromptHash,
-            fields::RESPONSE_HASH => Field::ResponseHash,
-            fields::PROMPT_TOKENS => Field::PromptTokens,
-            fields::COMPLETION_TOKENS => Field::CompletionTokens,
-            fields::LATENCY_MS => Field::LatencyMs,
-            fields::DATA_CLASSIFICATION => Field::DataClassification,
-            fields::MCP_INTEGRATIONS => Field::McpIntegrations,
-            fields::MCP_CALLS => Field::McpCalls,
-            fields::POLICY_FLAGS => Field::PolicyFlags,
-            fields::SECURITY_FLAGS => Field::SecurityFlags,
-            fields::IP_ADDRESS => Field::IpAddress,
-            fields::STATUS => Field::Status,
-            fields::ERROR_TYPE => Field::ErrorType,
-            fields::STOP_REASON => Field::StopReason,
-            fields::PROMPT_RAW => Field::PromptRaw,
-            fields::RESPONSE_RAW => Field::ResponseRaw,
-            _ => return None,
-        })
     }
 }
 
@@ -277,8 +221,15 @@ struct Slots {
 }
 
 impl Slots {
-    fn slot(&mut self, field: Field) -> &mut Option<Value> {
-        match field {
+    /// The field with a slot of this name: every canonical field but the derived
+    /// `total_tokens`, which the record computes (an input value for it stays in `extra`).
+    fn slot_of(name: &str) -> Option<Field> {
+        Field::canonical(name).filter(|field| *field != Field::TotalTokens)
+    }
+
+    /// The slot of a field [`Slots::slot_of`] returned.
+    fn slot_mut(&mut self, field: &Field) -> Option<&mut Option<Value>> {
+        Some(match field {
             Field::EventId => &mut self.event_id,
             Field::Timestamp => &mut self.timestamp,
             Field::EventType => &mut self.event_type,
@@ -303,7 +254,8 @@ impl Slots {
             Field::StopReason => &mut self.stop_reason,
             Field::PromptRaw => &mut self.prompt_raw,
             Field::ResponseRaw => &mut self.response_raw,
-        }
+            Field::TotalTokens | Field::Extra(_) => return None,
+        })
     }
 
     /// The record, once every field of the object is in its slot or in `extra`.
@@ -369,8 +321,12 @@ pub fn from_object(map: Map<String, Value>) -> Result<Option<AuditRecord>, Decod
     let mut extra = Map::new();
     let mut checkpoint = false;
     for (key, value) in map {
-        match Field::from_name(&key) {
-            Some(field) => *slots.slot(field) = Some(value),
+        match Slots::slot_of(&key) {
+            Some(field) => {
+                if let Some(slot) = slots.slot_mut(&field) {
+                    *slot = Some(value);
+                }
+            }
             None if key == UPSTREAM_STAMP => {}
             None => {
                 checkpoint |= is_checkpoint(&key, &value);

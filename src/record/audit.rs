@@ -226,7 +226,14 @@ pub enum Field {
 impl Field {
     /// Resolve a field name; names that are not canonical fields address `extra` by dotted path.
     pub fn parse(name: &str) -> Field {
-        match name {
+        Field::canonical(name)
+            .unwrap_or_else(|| Field::Extra(name.split('.').map(str::to_string).collect()))
+    }
+
+    /// The canonical field of this exact name (`total_tokens` included), without allocating:
+    /// `None` for any other name.
+    pub fn canonical(name: &str) -> Option<Field> {
+        Some(match name {
             fields::EVENT_ID => Field::EventId,
             fields::TIMESTAMP => Field::Timestamp,
             fields::EVENT_TYPE => Field::EventType,
@@ -252,8 +259,8 @@ impl Field {
             fields::STOP_REASON => Field::StopReason,
             fields::PROMPT_RAW => Field::PromptRaw,
             fields::RESPONSE_RAW => Field::ResponseRaw,
-            other => Field::Extra(other.split('.').map(str::to_string).collect()),
-        }
+            _ => return None,
+        })
     }
 }
 
