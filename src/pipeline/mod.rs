@@ -95,6 +95,22 @@ impl Shutdown {
     }
 }
 
+/// The content scanner when `scan_content` is on, with the system-prompt canaries. Compiling
+/// its automata takes a while (a second in a debug build), so it happens on a thread of its own
+/// and records without raw text never wait for it.
+pub(crate) fn background_scanner(
+    detect: &crate::config::DetectConfig,
+) -> Option<(Arc<std::sync::OnceLock<Scanner>>, Vec<String>)> {
+    detect.scan_content.then(|| {
+        let scanner = Arc::new(std::sync::OnceLock::new());
+        let background = Arc::clone(&scanner);
+        std::thread::spawn(move || {
+            background.get_or_init(Scanner::builtin);
+        });
+        (scanner, detect.system_prompt_markers.clone())
+    })
+}
+
 /// Run a source, keeping its state for `/ready`: healthy while it runs, failing when it stopped
 /// on an error (a source that simply ended, like stdin at end of input, is not a failure).
 fn watch_source(name: &str, task: SourceTask, metrics: &Arc<Metrics>) -> SourceTask {
@@ -303,16 +319,7 @@ impl Pipeline {
             engine_settings,
             max_clock_skew: chrono::Duration::from_std(config.detect.max_clock_skew)
                 .unwrap_or(chrono::Duration::MAX),
-            scanner: config.detect.scan_content.then(|| {
-                // Compiling the automata takes a while (a second in a debug build): do it off
-                // the data path so records without raw text never wait for it.
-                let scanner = Arc::new(std::sync::OnceLock::new());
-                let background = Arc::clone(&scanner);
-                std::thread::spawn(move || {
-                    background.get_or_init(Scanner::builtin);
-                });
-                (scanner, config.detect.system_prompt_markers.clone())
-            }),
+            scanner: background_scanner(&config.detect),
         };
         drop(own_alert_sender);
         let processor_handle = tokio::spawn(processor.run(batch_receiver, reloads, own_alerts));

@@ -406,14 +406,7 @@ impl Pipeline {
             sources_done.clone(),
         ));
 
-        let scanner = config.detect.scan_content.then(|| {
-            let scanner = Arc::new(OnceLock::new());
-            let background = Arc::clone(&scanner);
-            std::thread::spawn(move || {
-                background.get_or_init(Scanner::builtin);
-            });
-            (scanner, config.detect.system_prompt_markers.clone())
-        });
+        let scanner = super::background_scanner(&config.detect);
         let partition_reloads = Arc::new(reloads::PartitionReloads::default());
         let reload_task = tokio::spawn(reloads::fan_out(
             reloads,
