@@ -211,18 +211,7 @@ impl DetectStage {
     async fn send_own_alert(&self, alert: Alert) {
         self.metrics
             .alert_raised(&alert.rule_id, alert.severity.as_str());
-        let (ack, _unobserved) = crate::pipeline::ack::batch_ack();
-        let items = Arc::new(vec![Output::Alert(Arc::new(alert))]);
-        for sink in &self.sinks {
-            let _ = sink
-                .send(SinkBatch {
-                    items: Arc::clone(&items),
-                    ack: ack.clone(),
-                    read_at: std::time::Instant::now(),
-                })
-                .await;
-        }
-        ack.delivered();
+        send_to_every_sink(&self.sinks, alert).await;
     }
 
     /// New rules in, window state kept for every rule whose logic did not change.
@@ -249,4 +238,20 @@ impl DetectStage {
             tracing::error!(path = %self.snapshot_path.display(), %error, "Cannot save the detection state; retrying at the next interval.");
         }
     }
+}
+/// Hand one of the agent's own alerts to every sink. No source waits to commit on it, so its
+/// token's outcome goes nowhere; a sink that has stopped simply misses it.
+pub(super) async fn send_to_every_sink(sinks: &[mpsc::Sender<SinkBatch>], alert: Alert) {
+    let (ack, _unobserved) = crate::pipeline::ack::batch_ack();
+    let items = Arc::new(vec![Output::Alert(Arc::new(alert))]);
+    for sink in sinks {
+        let _ = sink
+            .send(SinkBatch {
+                items: Arc::clone(&items),
+                ack: ack.clone(),
+                read_at: std::time::Instant::now(),
+            })
+            .await;
+    }
+    ack.delivered();
 }

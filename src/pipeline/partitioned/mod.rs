@@ -28,7 +28,7 @@ use super::{rules, snapshot, watch_source, Pipeline, PipelineError, Shutdown};
 use crate::dead_letter::DeadLetterWriter;
 use crate::detect::{Engine, EngineSettings};
 use crate::enrich::scan::Scanner;
-use crate::record::{AgentInfo, Alert, Output};
+use crate::record::{AgentInfo, Alert};
 use crate::sinks::SinkBatch;
 use crate::sources::kafka::{KafkaSourceConfig, PartitionOwner, StateMode, TopicPartition};
 use crate::sources::{SourceBatch, SourceConfig, SourceContext};
@@ -522,17 +522,6 @@ async fn forward_own_alerts(
             alert = alerts.recv() => alert,
         };
         let Some(alert) = alert else { break };
-        let (ack, _unobserved) = crate::pipeline::ack::batch_ack();
-        let items = Arc::new(vec![Output::Alert(Arc::new(alert))]);
-        for sink in &sinks {
-            let _ = sink
-                .send(SinkBatch {
-                    items: Arc::clone(&items),
-                    ack: ack.clone(),
-                    read_at: std::time::Instant::now(),
-                })
-                .await;
-        }
-        ack.delivered();
+        super::processor::send_to_every_sink(&sinks, alert).await;
     }
 }
