@@ -13,23 +13,14 @@ use std::time::Duration;
 
 const PROMPTS: usize = 1_000;
 
-/// A small deterministic generator (no dependency, same texts every run).
-struct Lcg(u64);
+#[path = "common/corpus.rs"]
+#[allow(dead_code)]
+mod corpus;
+use corpus::Lcg;
 
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
+/// One of `items`, uniformly.
+fn pick<'a>(rng: &mut Lcg, items: &[&'a str]) -> &'a str {
+    items[rng.below(items.len() as u64) as usize]
 }
 
 const WORDS: &[&str] = &[
@@ -139,10 +130,10 @@ fn prompts() -> Vec<String> {
             while text.len() < target {
                 let roll = rng.below(1_000);
                 let piece = match roll {
-                    0..=1 => rng.pick(EXTRAS),
-                    2 => rng.pick(ENCODED),
-                    3 if rng.below(4) == 0 => rng.pick(ATTACKS),
-                    _ => rng.pick(WORDS),
+                    0..=1 => pick(&mut rng, EXTRAS),
+                    2 => pick(&mut rng, ENCODED),
+                    3 if rng.below(4) == 0 => pick(&mut rng, ATTACKS),
+                    _ => pick(&mut rng, WORDS),
                 };
                 text.push_str(piece);
                 text.push(if rng.below(12) == 0 { '.' } else { ' ' });

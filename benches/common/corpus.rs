@@ -1,6 +1,7 @@
 //! What the benchmarks generate text from: a deterministic generator and an ordinary business
-//! and coding vocabulary. Shared by `benches/decode_detect.rs` and `examples/e2e_bench`, so the
-//! micro-benchmarks and the end-to-end run measure the same kind of records.
+//! and coding vocabulary. Used by `examples/e2e_bench`, whose data set the criterion benches
+//! share so that they and the end-to-end run measure the same records, and by `benches/scan.rs`
+//! (the generator only).
 
 /// A small deterministic generator (no dependency, same stream every run).
 pub struct Lcg(pub u64);
