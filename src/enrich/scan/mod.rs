@@ -247,9 +247,21 @@ impl Scanner {
     /// signature id and the field.
     pub fn from_signature_files(files: &[(String, String)]) -> Result<Scanner, ScanError> {
         let all = signatures::parse_files(files)?;
+        // Both sides compile at once: decoding waits for the scanner at start, and the second
+        // core is otherwise idle then.
+        let (prompt, response) = std::thread::scope(|scope| {
+            let response = scope.spawn(|| Engine::build(&all, Scope::Response));
+            let prompt = Engine::build(&all, Scope::Prompt);
+            let response = response.join().unwrap_or_else(|_| {
+                Err(ScanError::Compile {
+                    message: "the response-side compile panicked".into(),
+                })
+            });
+            (prompt, response)
+        });
         Ok(Scanner {
-            prompt: Engine::build(&all, Scope::Prompt)?,
-            response: Engine::build(&all, Scope::Response)?,
+            prompt: prompt?,
+            response: response?,
             ..Scanner::without_signatures()
         })
     }
