@@ -16,14 +16,14 @@ use super::engine::display_key;
 use super::rules::{DistinctSpec, Rule};
 use crate::record::{Evidence, FieldValue};
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 
 /// The distinct values one entity showed within the rule's window.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DistinctValues {
     /// Hash of the value to (last seen, id of the event that last showed it).
-    seen: HashMap<u64, (i64, Box<str>)>,
+    seen: super::StateMap<u64, (i64, Box<str>)>,
     /// The same values ordered by last seen, oldest first, to expire and evict cheaply.
     order: BTreeSet<(i64, u64)>,
     /// Newest event time of the entity: the window ends here.
@@ -36,7 +36,7 @@ impl DistinctValues {
     /// Empty, for a window of `window_ms` ending at `ts`, remembering at most `max_values`.
     pub fn new(window_ms: i64, max_values: usize, ts: i64) -> DistinctValues {
         DistinctValues {
-            seen: HashMap::new(),
+            seen: super::StateMap::default(),
             order: BTreeSet::new(),
             newest: ts,
             window_ms,

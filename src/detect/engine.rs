@@ -17,7 +17,6 @@ use super::window::Window;
 use super::{Calendars, EngineSettings, Entitlements, RuleSet};
 use crate::record::{Alert, AuditRecord, Evidence, FieldValue};
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 #[path = "snapshot.rs"]
 mod snapshot;
@@ -119,7 +118,7 @@ struct RuleState {
 struct Store {
     /// How long an idle entity's state still matters (ms).
     horizon_ms: i64,
-    entities: HashMap<Box<str>, Entity>,
+    entities: super::StateMap<Box<str>, Entity>,
     refused: u64,
     /// Whether the cap alert was raised for this rule (once per run: the counter tells the rest).
     cap_alerted: bool,
@@ -171,7 +170,7 @@ impl Engine {
                 RuleState {
                     store: Store {
                         horizon_ms: reach.max(rule.suppress_ms),
-                        entities: HashMap::new(),
+                        entities: super::StateMap::default(),
                         refused: 0,
                         cap_alerted: false,
                         since_sweep: 0,

@@ -12,13 +12,13 @@ use super::distinct::for_each_value;
 use super::engine::display_key;
 use super::rules::{FirstSeenSpec, Rule};
 use crate::record::{Evidence, FieldValue};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 /// The values one entity has shown.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SeenValues {
     /// Hash of the value to when it was last seen.
-    seen: HashMap<u64, i64>,
+    seen: super::StateMap<u64, i64>,
     /// The same, ordered by last seen, oldest first, to expire and evict cheaply.
     order: BTreeSet<(i64, u64)>,
     /// Event time of the entity's first event: learning ends `learning` after it.
@@ -29,7 +29,7 @@ impl SeenValues {
     /// Empty, for an entity whose first event is at `ts`.
     pub fn new(ts: i64) -> SeenValues {
         SeenValues {
-            seen: HashMap::new(),
+            seen: super::StateMap::default(),
             order: BTreeSet::new(),
             first: ts,
         }

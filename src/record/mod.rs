@@ -9,11 +9,13 @@ pub mod atlas;
 mod audit;
 pub mod catalogue;
 pub mod fields;
+mod json;
 
 pub use alert::{AgentInfo, Alert, AlertEntity, Evidence};
 pub use audit::{
     AuditRecord, Classification, EventType, Field, FieldValue, RecordView, UnknownClassification,
 };
+pub(crate) use json::Object;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

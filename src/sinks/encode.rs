@@ -5,18 +5,18 @@ use std::io::Write;
 
 /// Append one item as a JSON line to `buffer`.
 pub fn write_json_line(item: &Output, forward_content: bool, buffer: &mut Vec<u8>) {
-    let written = match item {
-        Output::Event(record) => serde_json::to_writer(
-            &mut *buffer,
-            &RecordView {
-                record,
-                include_content: forward_content,
-            },
-        ),
-        Output::Alert(alert) => serde_json::to_writer(&mut *buffer, alert.as_ref()),
-    };
-    // Serialising these types into memory cannot fail: keys are strings, numbers are finite.
-    debug_assert!(written.is_ok());
+    match item {
+        Output::Event(record) => RecordView {
+            record,
+            include_content: forward_content,
+        }
+        .write_json(buffer),
+        Output::Alert(alert) => {
+            let written = serde_json::to_writer(&mut *buffer, alert.as_ref());
+            // Serialising an alert into memory cannot fail: keys are strings, numbers finite.
+            debug_assert!(written.is_ok());
+        }
+    }
     buffer.push(b'\n');
 }
 

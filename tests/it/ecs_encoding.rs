@@ -3,10 +3,7 @@
 //! (kept here as the reference) for every record of the benchmark data set and for the odd
 //! shapes the data set lacks.
 
-#[path = "../../examples/e2e_bench/dataset.rs"]
-#[allow(dead_code)]
-mod dataset;
-
+use crate::dataset;
 use aiwarden::decode::decode_native;
 use aiwarden::record::{AuditRecord, Output, RecordView};
 use aiwarden::sinks::elastic::{encode, DocumentSettings, EVENTS_DATASET};

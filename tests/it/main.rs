@@ -6,10 +6,15 @@ mod alerts;
 mod anthropic;
 mod cli;
 mod connectors;
+/// The end-to-end benchmark's data set, shared by the encoder tests.
+#[path = "../../examples/e2e_bench/dataset.rs"]
+#[allow(dead_code)]
+mod dataset;
 mod durability;
 mod ecs_encoding;
 mod elastic;
 mod inputs;
+mod json_writer;
 mod kafka;
 mod malformed;
 mod mock;

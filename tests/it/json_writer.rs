@@ -1,0 +1,193 @@
+//! Issue 14: events are written as JSON by hand (`RecordView::write_json`, the HEC event
+//! envelope) instead of through serde's state machine. The bytes must be exactly what serde
+//! wrote, for every record of the benchmark data set and for the hostile strings and odd
+//! timestamps the data set lacks.
+
+use crate::dataset;
+use aiwarden::decode::decode_native;
+use aiwarden::record::{AuditRecord, EventType, Output, RecordView};
+use aiwarden::sinks::splunk_hec::{encode, EnvelopeSettings, SOURCETYPE_EVENT};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+fn by_hand(view: RecordView<'_>) -> String {
+    let mut out = Vec::new();
+    view.write_json(&mut out);
+    String::from_utf8(out).expect("the writer writes UTF-8")
+}
+
+fn by_serde(view: RecordView<'_>) -> String {
+    serde_json::to_string(&view).expect("a record serialises")
+}
+
+fn assert_same(record: &AuditRecord) {
+    for include_content in [false, true] {
+        let view = RecordView {
+            record,
+            include_content,
+        };
+        assert_eq!(by_hand(view), by_serde(view), "content {include_content}");
+    }
+}
+
+fn dataset_records() -> Vec<AuditRecord> {
+    dataset::lines(3_000, 200)
+        .map(|line| decode_native(line.as_bytes()).expect("the data set decodes"))
+        .collect()
+}
+
+#[test]
+fn every_record_of_the_data_set_is_written_as_serde_writes_it() {
+    let records = dataset_records();
+    assert!(records.iter().any(|r| r.prompt_raw.is_some()));
+    assert!(records.iter().any(|r| !r.mcp_integrations.is_empty()));
+    for record in &records {
+        assert_same(record);
+    }
+}
+
+/// Every byte that needs escaping, at every offset of the eight-byte steps and around them.
+fn hostile_strings() -> Vec<String> {
+    let mut strings = vec![
+        String::new(),
+        "\"".into(),
+        "\\".into(),
+        "\u{7f}\u{80}\u{ff}é€😀\u{2028}\u{2029}\u{feff}".into(),
+        "a\"b\\c\nd\re\tf\u{8}g\u{c}h\u{0}i\u{1f}j\u{1}".into(),
+        "plain text long enough to span several eight-byte words without anything to escape".into(),
+    ];
+    for special in (0u8..0x20).chain([b'"', b'\\', b'/', b'\'', 0x7f]) {
+        let special = char::from(special);
+        for len in 0..20 {
+            for at in 0..=len {
+                let mut text: String = "abcdefghijklmnopqrst".chars().take(len).collect();
+                text.insert(at, special);
+                strings.push(text);
+            }
+        }
+        // Multi-byte characters around the escape, so words hold high bytes.
+        strings.push(format!("€€€{special}😀😀é"));
+    }
+    strings
+}
+
+#[test]
+fn hostile_strings_are_escaped_as_serde_escapes_them() {
+    let at = Utc
+        .with_ymd_and_hms(2026, 3, 9, 14, 5, 7)
+        .single()
+        .expect("a time");
+    for text in hostile_strings() {
+        let mut record = AuditRecord::new(
+            text.clone(),
+            at,
+            EventType::ApiRequest,
+            text.clone(),
+            text.clone(),
+        );
+        record.model = text.clone();
+        record.department = Some(text.clone());
+        record.mcp_integrations = vec![text.clone(), "x".into()];
+        record.prompt_raw = Some(text.clone());
+        record
+            .extra
+            .insert(text.clone(), json!({"k": text, "n": [1, 2.5, null]}));
+        assert_same(&record);
+    }
+}
+
+#[test]
+fn timestamps_are_written_as_chrono_writes_them() {
+    let millis = |date: NaiveDate, ms: i64| -> DateTime<Utc> {
+        let midnight = date.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+        midnight + chrono::Duration::milliseconds(ms)
+    };
+    let mut times = Vec::new();
+    for (y, m, d) in [
+        (2026, 1, 1),
+        (1970, 1, 1),
+        (0, 1, 1),
+        (9999, 12, 31),
+        (1, 2, 28),
+    ] {
+        let date = NaiveDate::from_ymd_opt(y, m, d).expect("a date");
+        for ms in [0, 1, 9, 10, 99, 100, 999, 59_999, 86_399_999] {
+            times.push(millis(date, ms));
+        }
+    }
+    // Outside four digits chrono adds a sign and digits: the writer defers to it.
+    for y in [-1, 10_000, 262_000] {
+        let date = NaiveDate::from_ymd_opt(y, 6, 15).expect("a date");
+        times.push(millis(date, 1_234));
+    }
+    // A leap second (nanoseconds past a billion) and sub-millisecond precision.
+    let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
+        .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+        .expect("a leap second")
+        .and_utc();
+    times.push(leap);
+    times.push(Utc.timestamp_nanos(1_700_000_000_123_999_999));
+    for at in times {
+        let record = AuditRecord::new("e", at, EventType::SessionStart, "u", "s");
+        assert_same(&record);
+    }
+}
+
+/// The HEC event envelope as serde wrote it before it was written by hand.
+fn reference_envelope(record: &AuditRecord, settings: &EnvelopeSettings, content: bool) -> String {
+    let mut envelope = serde_json::Map::new();
+    envelope.insert(
+        "time".into(),
+        json!(record.timestamp.timestamp_millis() as f64 / 1000.0),
+    );
+    envelope.insert("host".into(), json!(settings.host));
+    envelope.insert("source".into(), json!(settings.source));
+    envelope.insert("sourcetype".into(), json!(SOURCETYPE_EVENT));
+    if let Some(index) = &settings.index {
+        envelope.insert("index".into(), json!(index));
+    }
+    let view = RecordView {
+        record,
+        include_content: content,
+    };
+    envelope.insert(
+        "event".into(),
+        serde_json::to_value(view).expect("a record serialises"),
+    );
+    envelope.insert(
+        "fields".into(),
+        json!({
+            "deployment": settings.deployment,
+            "event_type": record.event_type.as_str(),
+            "session_id": record.session_id,
+            "user_id": record.user_id,
+        }),
+    );
+    let mut text = serde_json::to_string(&Value::Object(envelope)).expect("serialises");
+    text.push('\n');
+    text
+}
+
+#[test]
+fn hec_event_envelopes_are_the_bytes_serde_wrote() {
+    let mut settings = EnvelopeSettings {
+        host: "gw-\"1\"".into(),
+        source: "aiwarden".into(),
+        index: None,
+        deployment: "eu\\west".into(),
+    };
+    let records = dataset_records();
+    for index in [None, Some("llm_audit".to_string())] {
+        settings.index = index;
+        for record in &records {
+            for content in [false, true] {
+                let mut out = Vec::new();
+                let item = Output::Event(Arc::new(record.clone()));
+                encode(&item, &settings, content, &mut out).expect("encodes");
+                let written = String::from_utf8(out).expect("UTF-8");
+                assert_eq!(written, reference_envelope(record, &settings, content));
+            }
+        }
+    }
+}
