@@ -308,3 +308,14 @@ fn config_validation_names_the_key() {
     };
     assert_eq!(config.validate().unwrap_err().0, "redact_patterns");
 }
+
+#[test]
+fn a_copy_without_content_is_the_record_without_its_text() {
+    let mut record = event();
+    record.response_raw = Some("the answer".into());
+    record.mcp_integrations = vec!["github".into()];
+    let mut expected = record.clone();
+    expected.prompt_raw = None;
+    expected.response_raw = None;
+    assert_eq!(record.clone_without_content(), expected);
+}

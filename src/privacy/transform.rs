@@ -96,7 +96,12 @@ impl Transform {
         if self.keys.is_none() && !ip_changes && !(policy.forward_content && has_content) {
             return None;
         }
-        let mut out = record.clone();
+        let mut out = if policy.forward_content {
+            record.clone()
+        } else {
+            // RecordView would leave the text out anyway; a copy that holds none cannot leak it.
+            record.clone_without_content()
+        };
         if let Some(masked) = masked_ip {
             out.ip_address = masked;
         }
@@ -108,10 +113,6 @@ impl Transform {
                     }
                 }
             }
-        } else {
-            // RecordView would leave them out anyway; a copy that holds no text cannot leak it.
-            out.prompt_raw = None;
-            out.response_raw = None;
         }
         if let Some(keys) = &self.keys {
             let real = std::mem::take(&mut out.user_id);

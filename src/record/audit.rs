@@ -106,6 +106,65 @@ impl AuditRecord {
         }
     }
 
+    /// A copy without the raw prompt and response text, for a sink that may not receive it:
+    /// the text (often kilobytes) is never copied only to be dropped.
+    pub fn clone_without_content(&self) -> AuditRecord {
+        let AuditRecord {
+            event_id,
+            timestamp,
+            event_type,
+            user_id,
+            session_id,
+            application_id,
+            model,
+            department,
+            prompt_hash,
+            response_hash,
+            prompt_tokens,
+            completion_tokens,
+            latency_ms,
+            data_classification,
+            mcp_integrations,
+            mcp_calls,
+            policy_flags,
+            security_flags,
+            ip_address,
+            status,
+            error_type,
+            stop_reason,
+            prompt_raw: _,
+            response_raw: _,
+            extra,
+        } = self;
+        AuditRecord {
+            event_id: event_id.clone(),
+            timestamp: *timestamp,
+            event_type: event_type.clone(),
+            user_id: user_id.clone(),
+            session_id: session_id.clone(),
+            application_id: application_id.clone(),
+            model: model.clone(),
+            department: department.clone(),
+            prompt_hash: prompt_hash.clone(),
+            response_hash: response_hash.clone(),
+            prompt_tokens: *prompt_tokens,
+            completion_tokens: *completion_tokens,
+            latency_ms: *latency_ms,
+            data_classification: *data_classification,
+            mcp_integrations: mcp_integrations.clone(),
+            mcp_calls: *mcp_calls,
+            policy_flags: policy_flags.clone(),
+            security_flags: security_flags.clone(),
+            ip_address: ip_address.clone(),
+            status: status.clone(),
+            error_type: error_type.clone(),
+            stop_reason: stop_reason.clone(),
+            prompt_raw: None,
+            response_raw: None,
+            extra: extra.clone(),
+        }
+    }
+
     /// Prompt plus completion tokens; `None` when neither is known.
     pub fn total_tokens(&self) -> Option<u64> {
         match (self.prompt_tokens, self.completion_tokens) {
