@@ -250,13 +250,19 @@ impl Scanner {
         // Both sides compile at once: decoding waits for the scanner at start, and the second
         // core is otherwise idle then.
         let (prompt, response) = std::thread::scope(|scope| {
-            let response = scope.spawn(|| Engine::build(&all, Scope::Response));
+            let response = std::thread::Builder::new()
+                .name("aiwarden-scan-compile".into())
+                .spawn_scoped(scope, || Engine::build(&all, Scope::Response));
             let prompt = Engine::build(&all, Scope::Prompt);
-            let response = response.join().unwrap_or_else(|_| {
-                Err(ScanError::Compile {
-                    message: "the response-side compile panicked".into(),
-                })
-            });
+            let response = match response {
+                Ok(handle) => handle.join().unwrap_or_else(|_| {
+                    Err(ScanError::Compile {
+                        message: "the response-side compile panicked".into(),
+                    })
+                }),
+                // No thread to spare: compile it here, after the prompt side.
+                Err(_) => Engine::build(&all, Scope::Response),
+            };
             (prompt, response)
         });
         Ok(Scanner {

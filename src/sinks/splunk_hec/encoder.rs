@@ -21,7 +21,8 @@ pub struct EnvelopeSettings {
     pub deployment: String,
 }
 
-/// A HEC envelope; no other top-level keys are ever sent.
+/// A HEC alert envelope (events are written by hand in the same shape); no other top-level
+/// keys are ever sent.
 #[derive(Serialize)]
 struct Envelope<'a, E: Serialize> {
     /// Epoch seconds with a millisecond fraction, as HEC's `time` wants it.
@@ -36,19 +37,15 @@ struct Envelope<'a, E: Serialize> {
     fields: IndexedFields<'a>,
 }
 
-/// The indexed fields, in name order (as a sorted map would write them), borrowed from the
-/// record: no map is built per record.
+/// An alert's indexed fields, in name order (as a sorted map would write them), borrowed from
+/// the alert: no map is built per record.
 #[derive(Serialize)]
 struct IndexedFields<'a> {
     deployment: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    event_type: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rule_id: Option<&'a str>,
+    rule_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     session_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    severity: Option<&'a str>,
+    severity: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     user_id: Option<&'a str>,
 }
@@ -72,10 +69,9 @@ pub fn encode(
                 event: alert.as_ref(),
                 fields: IndexedFields {
                     deployment: &settings.deployment,
-                    event_type: None,
-                    rule_id: Some(&alert.rule_id),
+                    rule_id: &alert.rule_id,
                     session_id: alert.entity.session_id.as_deref(),
-                    severity: Some(alert.severity.as_str()),
+                    severity: alert.severity.as_str(),
                     user_id: alert.entity.user_id.as_deref(),
                 },
             },
