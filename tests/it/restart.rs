@@ -112,10 +112,12 @@ fn kill_9_mid_file_then_restart_loses_nothing_and_repeats_at_most_the_in_flight_
     let counts = delivered(&agent);
     assert_eq!(counts.len(), LINES, "nothing lost");
     let duplicates: usize = counts.values().map(|n| n - 1).sum();
-    // In flight at the kill: a batch in each channel (capacity 1), one in the processor, one in
-    // the sink, and one acknowledged but not yet checkpointed.
+    // In flight at the kill, at most: one in the source channel (capacity 1), one on the decode
+    // thread, two in the decoded channel (DECODED_CAPACITY), one in detection, one in the sink
+    // channel, one being written, and one acknowledged but not yet checkpointed. (The bound of
+    // five predated the decode thread; a loaded run of the suite failed this test once.)
     assert!(
-        duplicates <= 5 * BATCH,
+        duplicates <= 8 * BATCH,
         "{duplicates} duplicates exceed the in-flight bound"
     );
 }
