@@ -5,7 +5,7 @@
 
 use crate::dataset;
 use aiwarden::decode::decode_native;
-use aiwarden::record::{AuditRecord, EventType, Output, RecordView};
+use aiwarden::record::{AuditRecord, Classification, EventType, Output, RecordView};
 use aiwarden::sinks::splunk_hec::{encode, EnvelopeSettings, SOURCETYPE_EVENT};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
@@ -86,10 +86,26 @@ fn hostile_strings_are_escaped_as_serde_escapes_them() {
             text.clone(),
             text.clone(),
         );
+        // Every field set, so a field the serde path writes and the writer forgets shows here.
+        record.application_id = text.clone();
         record.model = text.clone();
         record.department = Some(text.clone());
+        record.prompt_hash = Some(text.clone());
+        record.response_hash = Some(text.clone());
+        record.prompt_tokens = Some(u64::MAX);
+        record.completion_tokens = Some(0);
+        record.latency_ms = Some(1_234_567);
+        record.data_classification = Some(Classification::Restricted);
         record.mcp_integrations = vec![text.clone(), "x".into()];
+        record.mcp_calls = Some(10);
+        record.policy_flags = vec![text.clone()];
+        record.security_flags = vec!["a".into(), text.clone()];
+        record.ip_address = Some(text.clone());
+        record.status = Some(text.clone());
+        record.error_type = Some(text.clone());
+        record.stop_reason = Some(text.clone());
         record.prompt_raw = Some(text.clone());
+        record.response_raw = Some(text.clone());
         record
             .extra
             .insert(text.clone(), json!({"k": text, "n": [1, 2.5, null]}));
