@@ -108,7 +108,8 @@ impl<'o> Object<'o> {
     pub fn opt_u64(&mut self, key: &str, value: Option<u64>) {
         if let Some(value) = value {
             self.key(key);
-            write_u64(self.out, value);
+            self.out
+                .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
         }
     }
 
@@ -196,23 +197,6 @@ fn word_needs_escape(word: u64) -> bool {
         x.wrapping_sub(ONES) & !x & HIGH
     };
     below_space | has(b'"') | has(b'\\') != 0
-}
-
-/// Append an unsigned integer in decimal.
-fn write_u64(out: &mut Vec<u8>, value: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = value;
-    loop {
-        at -= 1;
-        // `rest % 10` is below 10.
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// Append the timestamp as the record's `Serialize` writes it: RFC 3339, milliseconds, `Z`.
