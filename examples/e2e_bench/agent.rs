@@ -25,6 +25,8 @@ pub struct RunSettings<'a> {
     pub queue: &'a str,
     /// `agent.channel_capacity`, when not the agent's default.
     pub channel_capacity: Option<usize>,
+    /// The file source's `max_batch_lines`, when not its default.
+    pub max_batch_lines: Option<usize>,
 }
 
 /// A running agent.
@@ -74,6 +76,7 @@ listen = "{telemetry}"
 type = "file"
 include = ["{input}"]
 start_at = "beginning"
+{batch_lines}
 
 [sinks.splunk]
 type = "splunk_hec"
@@ -97,6 +100,10 @@ type = "{queue}"
         hec = settings.hec,
         compression = if settings.gzip { "gzip" } else { "none" },
         queue = settings.queue,
+        batch_lines = settings
+            .max_batch_lines
+            .map(|lines| format!("max_batch_lines = {lines}"))
+            .unwrap_or_default(),
         capacity = settings
             .channel_capacity
             .map(|batches| format!("channel_capacity = {batches}"))

@@ -45,6 +45,9 @@ struct Args {
     /// The agent's `agent.channel_capacity` in batches (default: the agent's own default).
     #[arg(long)]
     channel_capacity: Option<usize>,
+    /// The file source's `max_batch_lines` (default: the source's own default).
+    #[arg(long)]
+    max_batch_lines: Option<usize>,
     /// The agent binary (default: `aiwarden` in the directory above this example's).
     #[arg(long)]
     agent: Option<PathBuf>,
@@ -138,6 +141,7 @@ fn run(args: &Args) -> Result<(), String> {
             gzip,
             queue: &args.queue,
             channel_capacity: args.channel_capacity,
+            max_batch_lines: args.max_batch_lines,
         };
         let result = agent_run(
             name,
@@ -169,6 +173,7 @@ fn run(args: &Args) -> Result<(), String> {
             gzip: true,
             queue: &args.queue,
             channel_capacity: args.channel_capacity,
+            max_batch_lines: args.max_batch_lines,
         };
         let feed = Feed {
             from: &input,
