@@ -1,10 +1,11 @@
 //! The per-sink privacy transform: what a sink's copy of an event or alert looks like.
 
+use super::redact::ExtraPattern;
 use super::{IpMasking, PrivacyConfig, PrivacyError, PseudonymKeys, Redactor};
 use crate::record::{fields, Alert, AuditRecord, Output};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Field (on events) holding the real user for sinks allowed to receive it.
 pub const REAL_USER_ID: &str = "real_user_id";
@@ -25,7 +26,11 @@ pub struct Transform {
     keys: Option<PseudonymKeys>,
     extra_fields: Vec<String>,
     ip_masking: IpMasking,
-    redactor: Redactor,
+    /// Operator patterns, checked at load; the redactor is compiled from them at the first
+    /// record a sink forwards content for: most deployments forward none, and its automata
+    /// are 1.6 MB of heap (README "Benchmarks").
+    redact_patterns: Vec<ExtraPattern>,
+    redactor: OnceLock<Option<Redactor>>,
 }
 
 impl Transform {
@@ -41,7 +46,12 @@ impl Transform {
             keys,
             extra_fields: config.pseudonymise_fields.clone(),
             ip_masking: config.ip_masking(),
-            redactor: Redactor::new(&config.redact_patterns)?,
+            // Compiled once here only to refuse a bad pattern at start.
+            redact_patterns: {
+                Redactor::new(&config.redact_patterns)?;
+                config.redact_patterns.clone()
+            },
+            redactor: OnceLock::new(),
         })
     }
 
@@ -56,13 +66,17 @@ impl Transform {
             keys,
             extra_fields,
             ip_masking,
-            redactor,
+            redact_patterns: Vec::new(),
+            redactor: OnceLock::from(Some(redactor)),
         }
     }
 
-    /// The content redactor.
-    pub fn redactor(&self) -> &Redactor {
-        &self.redactor
+    /// The content redactor; `None` only if patterns accepted at load no longer compile,
+    /// which cannot happen (compilation is deterministic).
+    pub fn redactor(&self) -> Option<&Redactor> {
+        self.redactor
+            .get_or_init(|| Redactor::new(&self.redact_patterns).ok())
+            .as_ref()
     }
 
     /// The pseudonym of `value` under the active key, when pseudonymisation is on.
@@ -106,10 +120,14 @@ impl Transform {
             out.ip_address = masked;
         }
         if policy.forward_content {
+            let redactor = self.redactor();
             for text in [&mut out.prompt_raw, &mut out.response_raw] {
                 if let Some(original) = text.as_deref() {
-                    if let Cow::Owned(redacted) = self.redactor.redact(original) {
-                        *text = Some(redacted);
+                    match redactor.map(|r| r.redact(original)) {
+                        Some(Cow::Owned(redacted)) => *text = Some(redacted),
+                        Some(Cow::Borrowed(_)) => {}
+                        // Never unredacted text: without a redactor the text stays behind.
+                        None => *text = None,
                     }
                 }
             }
