@@ -319,3 +319,37 @@ fn a_copy_without_content_is_the_record_without_its_text() {
     expected.response_raw = None;
     assert_eq!(record.clone_without_content(), expected);
 }
+
+#[test]
+fn a_transform_from_config_redacts_with_the_operator_patterns_it_compiles_later() {
+    let config = PrivacyConfig {
+        redact_patterns: vec![ExtraPattern {
+            name: "employee_id".into(),
+            pattern: r"\bEMP-\d{6}\b".into(),
+        }],
+        ..Default::default()
+    };
+    let transform = Transform::from_config(&config).unwrap();
+    let mut record = event();
+    record.prompt_raw = Some("EMP-123456 asked".into());
+    let item = Output::Event(Arc::new(record));
+    let policy = SinkPrivacy {
+        forward_content: true,
+        real_identity: false,
+    };
+    let Output::Event(out) = transform.apply(&item, &policy).into_owned() else {
+        panic!("an event stays an event");
+    };
+    assert_eq!(
+        out.prompt_raw.as_deref(),
+        Some("[REDACTED:employee_id] asked")
+    );
+    let bad = PrivacyConfig {
+        redact_patterns: vec![ExtraPattern {
+            name: "bad".into(),
+            pattern: "(".into(),
+        }],
+        ..Default::default()
+    };
+    assert!(Transform::from_config(&bad).is_err());
+}
