@@ -326,7 +326,7 @@ pub(super) struct Engine {
 }
 
 /// A signature's own regex, compiled at its first hit rather than at start: the set finds the
-/// hits, and most patterns never match, while each compiled regex holds ~100 KB of automata
+/// hits, and most patterns never match, while each compiled regex holds ~70 KB of automata
 /// (2.3 MB of the agent's peak heap for the default pack, README "Benchmarks").
 #[derive(Debug)]
 struct LazyRegex {
