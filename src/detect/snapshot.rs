@@ -66,7 +66,7 @@ impl Engine {
                         .store
                         .entities
                         .iter()
-                        .map(|(key, entity)| (key.to_string(), entity.clone()))
+                        .map(|(key, entity)| (key.to_string(), Entity::clone(entity)))
                         .collect(),
                 })
                 .collect(),
@@ -94,7 +94,10 @@ impl Engine {
             let mut entities = saved.entities;
             entities.sort_by_key(|(_, entity)| std::cmp::Reverse(entity.newest));
             for (key, entity) in entities.into_iter().take(cap) {
-                target.store.entities.insert(key.into_boxed_str(), entity);
+                target
+                    .store
+                    .entities
+                    .insert(key.into_boxed_str(), Box::new(entity));
                 report.entities += 1;
             }
             report.rules += 1;
