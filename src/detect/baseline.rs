@@ -3,6 +3,8 @@
 //! State per entity is `history_days + 1` floats plus a bounded evidence sample of the current
 //! day, whatever the entity's volume.
 
+use super::event_ref::EventRef;
+
 /// Milliseconds in a day; days are UTC calendar days of the event time.
 pub(crate) const DAY_MS: i64 = 86_400_000;
 
@@ -16,7 +18,7 @@ pub(crate) struct DailyTotals {
     /// Events counted today.
     today_events: u64,
     /// The oldest events of today, at most the evidence sample, sorted by time.
-    evidence: Vec<(i64, Box<str>)>,
+    evidence: Vec<(i64, EventRef)>,
 }
 
 /// The baseline as seen from the current day.
@@ -71,7 +73,7 @@ impl DailyTotals {
             self.today_events += 1;
             let pos = self.evidence.partition_point(|(t, _)| *t <= ts);
             if pos < sample {
-                self.evidence.insert(pos, (ts, event_id.into()));
+                self.evidence.insert(pos, (ts, EventRef::new(event_id)));
                 self.evidence.truncate(sample);
             }
         }

@@ -13,6 +13,7 @@
 use super::alert::{num, Finding};
 use super::dedup::{self, Suppression, Verdict};
 use super::engine::display_key;
+use super::event_ref::EventRef;
 use super::rules::{DistinctSpec, Rule};
 use crate::record::{Evidence, FieldValue};
 use std::collections::hash_map::DefaultHasher;
@@ -23,7 +24,7 @@ use std::hash::{Hash, Hasher};
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DistinctValues {
     /// Hash of the value to (last seen, id of the event that last showed it).
-    seen: super::StateMap<u64, (i64, Box<str>)>,
+    seen: super::StateMap<u64, (i64, EventRef)>,
     /// The same values ordered by last seen, oldest first, to expire and evict cheaply.
     order: BTreeSet<(i64, u64)>,
     /// Newest event time of the entity: the window ends here.
@@ -72,7 +73,7 @@ impl DistinctValues {
                 self.order.remove(&(*last, hash));
                 self.order.insert((ts, hash));
                 *last = ts;
-                *id = event_id.into();
+                *id = EventRef::new(event_id);
             }
             return;
         }
@@ -87,33 +88,32 @@ impl DistinctValues {
                 None => return,
             }
         }
-        self.seen.insert(hash, (ts, event_id.into()));
+        self.seen.insert(hash, (ts, EventRef::new(event_id)));
         self.order.insert((ts, hash));
     }
 
     /// How many events last showed the values kept (one event may show several values).
     pub fn events(&self) -> u64 {
-        let ids: std::collections::HashSet<&str> =
-            self.seen.values().map(|(_, id)| &**id).collect();
+        let ids: std::collections::HashSet<&EventRef> =
+            self.seen.values().map(|(_, id)| id).collect();
         ids.len() as u64
     }
 
     /// Ids of the events that last showed the `n` most recently seen values, oldest first.
     pub fn sample(&self, n: usize) -> Vec<String> {
-        let mut ids: Vec<String> = Vec::with_capacity(n.min(self.order.len()));
+        let mut ids: Vec<&EventRef> = Vec::with_capacity(n.min(self.order.len()));
         for (_, hash) in self.order.iter().rev() {
             if ids.len() >= n {
                 break;
             }
             if let Some((_, id)) = self.seen.get(hash) {
                 // One event may show several values; name it once.
-                if !ids.iter().any(|known| known.as_str() == &**id) {
-                    ids.push(id.to_string());
+                if !ids.contains(&id) {
+                    ids.push(id);
                 }
             }
         }
-        ids.reverse();
-        ids
+        ids.iter().rev().map(|id| id.to_string()).collect()
     }
 }
 

@@ -31,6 +31,7 @@ mod distinct;
 mod engine;
 mod entitlements;
 mod evaluate;
+mod event_ref;
 mod first_seen;
 mod rules;
 mod window;

@@ -5,6 +5,7 @@
 //! inside its own window, so evaluating all tiers after an insert costs the entries that slid
 //! out, not the whole window: a burst of thousands of events in one session stays linear.
 
+use super::event_ref::EventRef;
 use std::collections::VecDeque;
 
 /// The entries of one entity within the rule's longest window, plus a running total per tier.
@@ -25,7 +26,7 @@ pub(crate) struct Window {
 struct Entry {
     ts: i64,
     value: f64,
-    event_id: Box<str>,
+    event_id: EventRef,
 }
 
 /// A tier's window `(newest - width, newest]`, as the index of its first entry and its totals.
@@ -75,7 +76,7 @@ impl Window {
             Entry {
                 ts,
                 value,
-                event_id: event_id.into(),
+                event_id: EventRef::new(event_id),
             },
         );
         for span in self.spans.iter_mut() {
