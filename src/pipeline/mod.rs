@@ -320,6 +320,7 @@ impl Pipeline {
             max_clock_skew: chrono::Duration::from_std(config.detect.max_clock_skew)
                 .unwrap_or(chrono::Duration::MAX),
             scanner: background_scanner(&config.detect),
+            ip_masking: config.privacy.ip_masking(),
         };
         drop(own_alert_sender);
         let processor_handle = tokio::spawn(processor.run(batch_receiver, reloads, own_alerts));

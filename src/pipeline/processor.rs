@@ -12,6 +12,7 @@ use super::rules::Detection;
 use crate::dead_letter::DeadLetterWriter;
 use crate::detect::{Engine, EngineSettings};
 use crate::enrich::scan::Scanner;
+use crate::privacy::IpMasking;
 use crate::record::{Alert, Output};
 use crate::sinks::SinkBatch;
 use crate::sources::SourceBatch;
@@ -34,6 +35,8 @@ pub(super) struct Processor {
     pub engine_settings: EngineSettings,
     /// Events stamped further ahead of the wall clock are kept out of detection.
     pub max_clock_skew: chrono::Duration,
+    /// `[privacy]`'s IP masking, which every sink applies: done once here, after detection.
+    pub ip_masking: IpMasking,
 }
 
 impl Processor {
@@ -55,6 +58,7 @@ impl Processor {
             snapshot_every,
             engine_settings,
             max_clock_skew,
+            ip_masking,
         } = self;
         let decode_stage = DecodeStage {
             scanner,
@@ -77,6 +81,7 @@ impl Processor {
             snapshot_every,
             engine_settings,
             max_clock_skew,
+            ip_masking,
         };
         detect.run(decoded, reloads, own_alerts).await;
         if crashed.happened() {
@@ -98,6 +103,7 @@ struct DetectStage {
     snapshot_every: std::time::Duration,
     engine_settings: EngineSettings,
     max_clock_skew: chrono::Duration,
+    ip_masking: IpMasking,
 }
 
 impl DetectStage {
@@ -137,12 +143,19 @@ impl DetectStage {
                 .checked_add_signed(self.max_clock_skew)
                 .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
             let mut future = 0u64;
-            for record in records {
+            for mut record in records {
                 if record.timestamp > horizon {
                     // Forwarded as it is, but it must not move event time.
                     future += 1;
                 } else {
                     self.engine.process(&record, &mut alerts);
+                }
+                // Detection has seen the real address; every sink would mask it the same way,
+                // each on a copy of the record. Masked here, in the one record they share, the
+                // sinks' own masking finds nothing left to change and copies nothing. (The Arc
+                // is the decode stage's only one; were it shared, the sinks still mask.)
+                if let Some(unique) = Arc::get_mut(&mut record) {
+                    self.ip_masking.mask_in_place(&mut unique.ip_address);
                 }
                 items.push(Output::Event(record));
                 if !alerts.is_empty() {

@@ -54,6 +54,47 @@ impl IpMasking {
         }
     }
 
+    /// Whether [`IpMasking::apply`] would forward anything but `address` itself, decided
+    /// without allocating: the agent asks this of every record.
+    pub fn changes(&self, address: &str) -> bool {
+        match self.mode {
+            IpMaskMode::Off => false,
+            IpMaskMode::Remove => true,
+            IpMaskMode::Prefix => {
+                // The usual case first. The IPv4 parser refuses leading zeros, signs and
+                // spaces, so text it accepts is already written as `Display` writes it.
+                if let Ok(v4) = address.parse::<Ipv4Addr>() {
+                    return mask_v4(v4, self.ipv4_prefix) != v4;
+                }
+                match address.trim().parse::<IpAddr>() {
+                    Err(_) => true,
+                    Ok(parsed) => {
+                        let masked = self.mask(parsed);
+                        masked != parsed || !written_as(address, masked)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Replace `address` by what [`IpMasking::apply`] forwards, in the string it already has
+    /// for an IPv4 address; untouched when that is the same text.
+    pub fn mask_in_place(&self, address: &mut Option<String>) {
+        let Some(current) = address.as_mut() else {
+            return;
+        };
+        if !self.changes(current) {
+            return;
+        }
+        match (self.mode, current.parse::<Ipv4Addr>()) {
+            (IpMaskMode::Prefix, Ok(v4)) => {
+                current.clear();
+                write_v4(current, mask_v4(v4, self.ipv4_prefix));
+            }
+            _ => *address = self.apply(current),
+        }
+    }
+
     /// The address with the host bits beyond the prefix zeroed. An IPv4-mapped IPv6 address is
     /// masked as the IPv4 address it carries, or the /48 would keep all of it.
     pub fn mask(&self, address: IpAddr) -> IpAddr {
@@ -64,6 +105,46 @@ impl IpMasking {
                 None => IpAddr::V6(mask_v6(v6, self.ipv6_prefix)),
             },
         }
+    }
+}
+
+/// Whether `text` is exactly how `address` is written (`Display`), compared on the stack.
+fn written_as(text: &str, address: IpAddr) -> bool {
+    use std::fmt::Write;
+    // The longest form, an IPv6 address with an embedded IPv4 one, is 45 bytes.
+    struct Stack {
+        buf: [u8; 64],
+        len: usize,
+    }
+    impl Write for Stack {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let end = self.len + s.len();
+            let slot = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+            slot.copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
+    }
+    let mut written = Stack {
+        buf: [0; 64],
+        len: 0,
+    };
+    write!(written, "{address}").is_ok() && written.buf.get(..written.len) == Some(text.as_bytes())
+}
+
+/// `address` as `Display` writes it (dotted decimal), without the formatting machinery.
+fn write_v4(out: &mut String, address: Ipv4Addr) {
+    for (i, octet) in address.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
     }
 }
 

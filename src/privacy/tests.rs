@@ -129,6 +129,73 @@ fn addresses_are_masked_to_their_prefix_or_removed() {
 }
 
 #[test]
+fn masking_in_place_forwards_exactly_what_apply_gives_and_knows_when_nothing_changes() {
+    let inputs = [
+        "10.20.30.40",
+        "10.20.30.0",
+        "0.0.0.0",
+        "255.255.255.255",
+        "192.168.001.1",
+        "010.20.30.40",
+        " 10.20.30.0",
+        "10.20.30.0 ",
+        "+10.20.30.0",
+        "10.20.30",
+        "2001:db8:abcd::",
+        "2001:DB8:abcd::",
+        "2001:db8:abcd:0::",
+        "2001:db8:abcd:12:1:2:3:4",
+        "::ffff:192.0.2.0",
+        "::ffff:192.0.2.77",
+        "gw-01.internal",
+        "",
+    ];
+    let default = IpMasking::default();
+    let maskings = [
+        default,
+        IpMasking {
+            ipv4_prefix: 0,
+            ipv6_prefix: 0,
+            ..default
+        },
+        IpMasking {
+            ipv4_prefix: 32,
+            ipv6_prefix: 128,
+            ..default
+        },
+        IpMasking {
+            ipv4_prefix: 13,
+            ipv6_prefix: 61,
+            ..default
+        },
+        IpMasking {
+            mode: IpMaskMode::Remove,
+            ..default
+        },
+        IpMasking {
+            mode: IpMaskMode::Off,
+            ..default
+        },
+    ];
+    for masking in maskings {
+        for input in inputs {
+            let expected = masking.apply(input);
+            assert_eq!(
+                masking.changes(input),
+                expected.as_deref() != Some(input),
+                "{masking:?} {input:?}"
+            );
+            let mut in_place = Some(input.to_string());
+            masking.mask_in_place(&mut in_place);
+            assert_eq!(in_place, expected, "{masking:?} {input:?}");
+        }
+        let mut absent = None;
+        masking.mask_in_place(&mut absent);
+        assert_eq!(absent, None);
+    }
+}
+
+#[test]
 fn luhn_and_iban_checks() {
     assert!(redact::card_is_valid("4111 1111 1111 1111"));
     assert!(!redact::card_is_valid("4111 1111 1111 1112"));

@@ -99,13 +99,11 @@ impl Transform {
     }
 
     fn event(&self, record: &AuditRecord, policy: &SinkPrivacy) -> Option<AuditRecord> {
-        let masked_ip = record
+        // Asked without allocating: the detect stage has usually masked the address already.
+        let ip_changes = record
             .ip_address
             .as_deref()
-            .map(|ip| self.ip_masking.apply(ip));
-        let ip_changes = masked_ip
-            .as_ref()
-            .is_some_and(|masked| masked.as_deref() != record.ip_address.as_deref());
+            .is_some_and(|ip| self.ip_masking.changes(ip));
         let has_content = record.prompt_raw.is_some() || record.response_raw.is_some();
         if self.keys.is_none() && !ip_changes && !(policy.forward_content && has_content) {
             return None;
@@ -116,9 +114,7 @@ impl Transform {
             // RecordView would leave the text out anyway; a copy that holds none cannot leak it.
             record.clone_without_content()
         };
-        if let Some(masked) = masked_ip {
-            out.ip_address = masked;
-        }
+        self.ip_masking.mask_in_place(&mut out.ip_address);
         if policy.forward_content {
             let redactor = self.redactor();
             for text in [&mut out.prompt_raw, &mut out.response_raw] {

@@ -119,6 +119,7 @@ impl ProcessorFactory {
             engine_settings: self.engine_settings.clone(),
             max_clock_skew: chrono::Duration::from_std(self.config.detect.max_clock_skew)
                 .unwrap_or(chrono::Duration::MAX),
+            ip_masking: self.config.privacy.ip_masking(),
         }
     }
 }
