@@ -228,10 +228,11 @@ fn default_log_level() -> String {
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(10)
 }
-/// Four batches per channel keep both cores busy at full speed; more only add memory
-/// (README "Benchmarks": 16 cost ~40 MiB more at the same throughput).
+/// Two batches per channel absorb the stages' jitter; the sink intake is the bottleneck, so
+/// more only hold records in memory (README "Benchmarks": 4 cost ~4 MiB, 16 ~40 MiB, at the
+/// same throughput).
 fn default_channel_capacity() -> usize {
-    4
+    2
 }
 fn default_allowed_lateness() -> Duration {
     Duration::from_secs(300)

@@ -47,6 +47,7 @@ fn minimal_config_gets_working_defaults() {
     assert_eq!(config.agent.deployment_tag, "claude_deployment");
     assert_eq!(config.agent.state_dir, PathBuf::from("/var/lib/aiwarden"));
     assert_eq!(config.detect.allowed_lateness, Duration::from_secs(300));
+    assert_eq!(config.agent.channel_capacity, 2);
     let sinks = config.effective_sinks();
     assert_eq!(
         sinks.len(),
@@ -76,13 +77,13 @@ fn environment_overrides_the_file() {
         MINIMAL,
         &[
             ("AIWARDEN__AGENT__DEPLOYMENT_TAG", "prod_eu"),
-            ("AIWARDEN__AGENT__CHANNEL_CAPACITY", "4"),
+            ("AIWARDEN__AGENT__CHANNEL_CAPACITY", "7"),
             ("AIWARDEN__DETECT__ALLOWED_LATENESS", "1m"),
         ],
     )
     .unwrap();
     assert_eq!(config.agent.deployment_tag, "prod_eu");
-    assert_eq!(config.agent.channel_capacity, 4);
+    assert_eq!(config.agent.channel_capacity, 7);
     assert_eq!(config.detect.allowed_lateness, Duration::from_secs(60));
 }
 
