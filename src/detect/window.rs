@@ -70,7 +70,13 @@ impl Window {
         if ts <= self.newest.saturating_sub(self.horizon) {
             return false;
         }
-        let pos = self.entries.partition_point(|e| e.ts <= ts);
+        // Nearly every event is the entity's newest: append without searching (the binary
+        // search touched a cold cache line per step, ~2 % of the agent's cycles).
+        let pos = if self.entries.back().is_none_or(|e| e.ts <= ts) {
+            self.entries.len()
+        } else {
+            self.entries.partition_point(|e| e.ts <= ts)
+        };
         self.entries.insert(
             pos,
             Entry {
