@@ -422,3 +422,37 @@ fn fold_handles_empty_and_whitespace_only() {
     fold("  \n\t ", &mut out);
     assert_eq!(out, "");
 }
+
+#[test]
+fn ascii_fold_agrees_with_folding_a_char_at_a_time() {
+    // The reference: lower-case each char, then collapse Unicode whitespace runs.
+    fn reference(input: &str) -> String {
+        let mut out = String::new();
+        let mut pending_space = false;
+        for c in input.chars().map(|c| c.to_ascii_lowercase()) {
+            if c.is_whitespace() {
+                pending_space = !out.is_empty();
+            } else {
+                if pending_space {
+                    out.push(' ');
+                    pending_space = false;
+                }
+                out.push(c);
+            }
+        }
+        out
+    }
+    let mut out = String::from("stale");
+    for input in [
+        "",
+        "IGNORE all\tPrevious\r\n  instructions ",
+        "\x0bvertical\x0btab\x0cform feed\x1cfile separator\x1f",
+        "   leading and trailing   ",
+        "one",
+        "MiXeD-CaSe_123 !@# $%^",
+        "a\n\n\nb",
+    ] {
+        fold(input, &mut out);
+        assert_eq!(out, reference(input), "{input:?}");
+    }
+}
