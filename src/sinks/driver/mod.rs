@@ -143,7 +143,9 @@ fn settle(records: Vec<Encoded>) {
 
 /// What a network sink provides: encoding, framing and one request.
 pub trait Service: Send + Sync + 'static {
-    /// Encode one record; an error means it can never be sent (it is dead-lettered).
+    /// Append one record's encoding to `out`; an error means it can never be sent (it is
+    /// dead-lettered). `out` may already hold other records (intake encodes a whole group
+    /// into one buffer): only what follows its length on entry is this record's.
     fn encode(&self, item: &Output, forward_content: bool, out: &mut Vec<u8>)
         -> Result<(), String>;
 
@@ -298,38 +300,21 @@ impl<S: Service> Shared<S> {
         read_at: std::time::Instant,
         scratch: &mut Vec<u8>,
     ) -> Option<Vec<u8>> {
-        self.encode_scratch(item, ack, read_at, scratch)
+        scratch.clear();
+        self.encode_into(item, ack, read_at, scratch)
             .then(|| scratch.as_slice().to_vec())
     }
 
     /// Append one record's encoding to `out`; false (and `out` as it was) when it is not routed
     /// here or cannot be encoded (then it is dead-lettered and settled on the spot). Intake
-    /// encodes a whole group this way into one buffer kept across groups instead of a `Vec` per
-    /// record. The service always encodes into an empty `scratch` (also reused), since a
-    /// service may treat its output as the record alone (syslog truncates it for UDP).
+    /// encodes a whole group this way into one buffer kept across groups, with no `Vec` or
+    /// copy per record.
     fn encode_into(
         &self,
         item: &Output,
         ack: &AckToken,
         read_at: std::time::Instant,
-        scratch: &mut Vec<u8>,
         out: &mut Vec<u8>,
-    ) -> bool {
-        if !self.encode_scratch(item, ack, read_at, scratch) {
-            return false;
-        }
-        out.extend_from_slice(scratch);
-        true
-    }
-
-    /// Encode one record into `scratch` (cleared first); false when it is not routed here or
-    /// cannot be encoded (then it is dead-lettered and settled on the spot).
-    fn encode_scratch(
-        &self,
-        item: &Output,
-        ack: &AckToken,
-        read_at: std::time::Instant,
-        scratch: &mut Vec<u8>,
     ) -> bool {
         if !self.settings.routing.accepts(item) {
             return false;
@@ -339,12 +324,12 @@ impl<S: Service> Shared<S> {
             real_identity: self.settings.real_identity,
         };
         let item = self.transform.apply(item, &policy);
-        scratch.clear();
-        match self.service.encode(&item, policy.forward_content, scratch) {
+        let start = out.len();
+        match self.service.encode(&item, policy.forward_content, out) {
             Ok(()) => true,
             Err(reason) => {
                 let encoded = Encoded {
-                    bytes: std::mem::take(scratch),
+                    bytes: out.split_off(start),
                     id: item_id(&item).into(),
                     settle: Settle::Ack(ack.clone()),
                     since: Since::Read(read_at),

@@ -105,7 +105,6 @@ async fn intake<S: Service>(
     };
     let mut full = false;
     let mut encoded: Vec<u8> = Vec::new();
-    let mut scratch: Vec<u8> = Vec::new();
     'intake: loop {
         let quiet_for = evidence
             .as_ref()
@@ -141,8 +140,7 @@ async fn intake<S: Service>(
         for batch in &group {
             for item in batch.items.iter() {
                 let start = encoded.len();
-                if !shared.encode_into(item, &batch.ack, batch.read_at, &mut scratch, &mut encoded)
-                {
+                if !shared.encode_into(item, &batch.ack, batch.read_at, &mut encoded) {
                     continue;
                 }
                 if let Some((chain, shape)) = evidence.as_mut() {

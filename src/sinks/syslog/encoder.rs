@@ -240,17 +240,18 @@ pub fn frame_newline(message: &[u8], out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
-/// The longest prefix of `message` of at most `max` bytes that ends on a UTF-8 boundary;
-/// `true` when it had to be cut.
-pub fn truncate_utf8(message: &mut Vec<u8>, max: usize) -> bool {
-    if message.len() <= max {
+/// Cut the message that starts at `start` in `buffer` (and runs to its end) to the longest
+/// prefix of at most `max` bytes that ends on a UTF-8 boundary; `true` when it had to be cut.
+/// The bytes before `start` (other records of the group) are left alone.
+pub fn truncate_utf8(buffer: &mut Vec<u8>, start: usize, max: usize) -> bool {
+    if buffer.len().saturating_sub(start) <= max {
         return false;
     }
-    let mut end = max;
+    let mut end = start + max;
     // Back off over continuation bytes (10xxxxxx) to the start of the cut character.
-    while end > 0 && (message[end] & 0xC0) == 0x80 {
+    while end > start && (buffer[end] & 0xC0) == 0x80 {
         end -= 1;
     }
-    message.truncate(end);
+    buffer.truncate(end);
     true
 }

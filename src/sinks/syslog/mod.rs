@@ -69,9 +69,10 @@ impl Service for Syslog {
         forward_content: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), String> {
+        let start = out.len();
         encode(item, &self.message, forward_content, out)?;
         if let Link::Datagram { max_bytes, .. } = &self.link {
-            if truncate_utf8(out, *max_bytes) {
+            if truncate_utf8(out, start, *max_bytes) {
                 self.metrics.sink_truncated(&self.sink);
                 if !self.warned_truncation.swap(true, Ordering::Relaxed) {
                     tracing::warn!(sink = %self.sink, max_message_bytes = max_bytes, "Messages longer than max_message_bytes are truncated (counted in sink_records_truncated_total).");

@@ -288,15 +288,30 @@ fn cef_caps_lengths_and_places_addresses() {
 #[test]
 fn udp_truncation_cuts_at_a_utf8_boundary() {
     let mut text = "aé€".as_bytes().to_vec(); // 1 + 2 + 3 bytes
-    assert!(!truncate_utf8(&mut text, 6));
-    assert!(truncate_utf8(&mut text, 5));
+    assert!(!truncate_utf8(&mut text, 0, 6));
+    assert!(truncate_utf8(&mut text, 0, 5));
     assert_eq!(text, "aé".as_bytes());
     let mut text = "aé€".as_bytes().to_vec();
-    assert!(truncate_utf8(&mut text, 2));
+    assert!(truncate_utf8(&mut text, 0, 2));
     assert_eq!(text, b"a");
     let mut text = "aé€".as_bytes().to_vec();
-    assert!(truncate_utf8(&mut text, 3));
+    assert!(truncate_utf8(&mut text, 0, 3));
     assert_eq!(text, "aé".as_bytes());
+}
+
+#[test]
+fn udp_truncation_measures_and_cuts_only_the_message_after_earlier_records() {
+    // Intake encodes a group into one buffer: earlier records must neither count nor be cut.
+    let earlier = "€€€".as_bytes();
+    let mut buffer = [earlier, "aé€".as_bytes()].concat();
+    assert!(!truncate_utf8(&mut buffer, earlier.len(), 6));
+    assert!(truncate_utf8(&mut buffer, earlier.len(), 2));
+    assert_eq!(buffer, [earlier, b"a"].concat());
+    // A message that is all continuation bytes past the limit is cut to nothing, not into
+    // the record before it.
+    let mut buffer = [earlier, "€".as_bytes()].concat();
+    assert!(truncate_utf8(&mut buffer, earlier.len(), 1));
+    assert_eq!(buffer, earlier);
 }
 
 #[test]
