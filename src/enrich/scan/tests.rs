@@ -451,6 +451,12 @@ fn ascii_fold_agrees_with_folding_a_char_at_a_time() {
         "one",
         "MiXeD-CaSe_123 !@# $%^",
         "a\n\n\nb",
+        "Already Collapsed PROSE, with punctuation.",
+        "two  spaces",
+        " leading",
+        "trailing ",
+        " ",
+        "\r",
     ] {
         fold(input, &mut out);
         assert_eq!(out, reference(input), "{input:?}");
