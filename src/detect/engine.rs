@@ -16,6 +16,7 @@ use super::rules::{Kind, Lookups, Rule};
 use super::window::Window;
 use super::{Calendars, EngineSettings, Entitlements, RuleSet};
 use crate::record::{Alert, AuditRecord, Evidence, FieldValue};
+use hashbrown::hash_map::EntryRef;
 use std::borrow::Cow;
 
 #[path = "snapshot.rs"]
@@ -298,38 +299,48 @@ impl Store {
         ts: i64,
         context: &Context<'_>,
     ) -> Option<&mut Entity> {
-        if !self.entities.contains_key(key) {
-            let cap = context.settings.max_entities_per_rule;
-            if self.entities.len() >= cap && self.since_sweep >= cap as u64 {
+        let cap = context.settings.max_entities_per_rule;
+        // Below the cap (always, but under a flood) one lookup finds or creates the entity.
+        if self.entities.len() >= cap && !self.entities.contains_key(key) {
+            if self.since_sweep >= cap as u64 {
                 self.sweep(context.watermark);
             }
             if self.entities.len() >= cap {
                 self.refused += 1;
                 return None;
             }
-            let (slots, state) = match &rule.kind {
-                Kind::Match => (1, State::Match),
-                Kind::Threshold(spec) => (
-                    spec.tiers.len(),
-                    State::Threshold(Window::new(spec.tiers.iter().map(|t| t.window_ms), ts)),
-                ),
-                Kind::Baseline(spec) => {
-                    (1, State::Baseline(DailyTotals::new(spec.history_days, ts)))
-                }
-                Kind::Distinct(spec) => (
-                    1,
-                    State::Distinct(DistinctValues::new(spec.window_ms, spec.max_values, ts)),
-                ),
-                Kind::FirstSeen(_) => (1, State::FirstSeen(SeenValues::new(ts))),
-            };
-            let entity = Entity {
-                newest: ts,
-                dedup: vec![None; slots].into_boxed_slice(),
-                state,
-            };
-            self.entities.insert(key.into(), Box::new(entity));
         }
-        self.entities.get_mut(key).map(|entity| &mut **entity)
+        let entity = match self.entities.entry_ref(key) {
+            EntryRef::Occupied(occupied) => occupied.into_mut(),
+            // The key is built from the very `&str` looked up, so it is the equivalent key
+            // `insert_with_key` requires.
+            EntryRef::Vacant(vacant) => {
+                vacant.insert_with_key(key.into(), Box::new(new_entity(rule, ts)))
+            }
+        };
+        Some(&mut **entity)
+    }
+}
+
+/// A fresh entity for `rule`, first seen at `ts`.
+fn new_entity(rule: &Rule, ts: i64) -> Entity {
+    let (slots, state) = match &rule.kind {
+        Kind::Match => (1, State::Match),
+        Kind::Threshold(spec) => (
+            spec.tiers.len(),
+            State::Threshold(Window::new(spec.tiers.iter().map(|t| t.window_ms), ts)),
+        ),
+        Kind::Baseline(spec) => (1, State::Baseline(DailyTotals::new(spec.history_days, ts))),
+        Kind::Distinct(spec) => (
+            1,
+            State::Distinct(DistinctValues::new(spec.window_ms, spec.max_values, ts)),
+        ),
+        Kind::FirstSeen(_) => (1, State::FirstSeen(SeenValues::new(ts))),
+    };
+    Entity {
+        newest: ts,
+        dedup: vec![None; slots].into_boxed_slice(),
+        state,
     }
 }
 
