@@ -7,6 +7,7 @@
 //! a string escaper that copies clean runs whole: the serde path was ~10 % of the agent's cycles
 //! in the end-to-end profile, most of it in string escaping.
 
+use super::alert::Alert;
 use super::audit::{AuditRecord, RecordView};
 use super::fields;
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
@@ -20,6 +21,55 @@ impl RecordView<'_> {
     /// [`RecordView::write_json`] without `ip_address` (ECS carries it in `source.ip`).
     pub fn write_json_without_ip_address(&self, out: &mut Vec<u8>) {
         write_record(self, false, out);
+    }
+}
+
+impl Alert {
+    /// Append the alert as one JSON object, byte for byte what its `Serialize` writes: serde's
+    /// `flatten` of the entity sends every alert through a map serializer, ~14,000 instructions
+    /// an alert (one record in eleven on the benchmark), ~3 % of the agent's total.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let mut object = Object::open(out);
+        object.str("alert_id", &self.alert_id);
+        object.serde("timestamp", &self.timestamp);
+        object.str("rule_id", &self.rule_id);
+        object.u64("rule_version", u64::from(self.rule_version));
+        object.str("severity", self.severity.as_str());
+        object.str("title", &self.title);
+        object.str("details", &self.details);
+        let entity = &self.entity;
+        object.str("entity_type", &entity.entity_type);
+        object.str("entity_key", &entity.entity_key);
+        object.opt_str("user_id", entity.user_id.as_deref());
+        object.opt_str("session_id", entity.session_id.as_deref());
+        object.opt_str("department", entity.department.as_deref());
+        object.opt_str("application_id", entity.application_id.as_deref());
+        object.opt_str("real_user_id", entity.real_user_id.as_deref());
+        object.serde("observed", &self.observed);
+        if let Some(baseline) = self.baseline {
+            object.serde("baseline", &baseline);
+        }
+        object.serde("threshold", &self.threshold);
+        object.opt_str("window", self.window.as_deref());
+        object.key("evidence");
+        let mut evidence = Object::open(object.out);
+        evidence.array("event_ids", &self.evidence.event_ids);
+        evidence.u64("event_count", self.evidence.event_count);
+        evidence.close();
+        object.array("tags", &self.tags);
+        object.str("source", &self.source);
+        object.str("deployment", &self.deployment);
+        object.key("agent");
+        let mut agent = Object::open(object.out);
+        agent.str("host", &self.agent.host);
+        agent.str("version", &self.agent.version);
+        agent.close();
+        object.u64("suppressed_count", self.suppressed_count);
+        object.key("auto_blocked");
+        object
+            .out
+            .extend_from_slice(if self.auto_blocked { b"true" } else { b"false" });
+        object.close();
     }
 }
 
@@ -122,17 +172,19 @@ impl<'o> Object<'o> {
     /// A number member, left out when `None`.
     pub fn opt_u64(&mut self, key: &'static str, value: Option<u64>) {
         if let Some(value) = value {
-            self.key(key);
-            self.out
-                .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+            self.u64(key, value);
         }
     }
 
     /// An array of strings, left out when empty.
     pub fn list(&mut self, key: &'static str, values: &[String]) {
-        if values.is_empty() {
-            return;
+        if !values.is_empty() {
+            self.array(key, values);
         }
+    }
+
+    /// An array of strings, `[]` when empty.
+    pub fn array(&mut self, key: &'static str, values: &[String]) {
         self.key(key);
         self.out.push(b'[');
         for (i, value) in values.iter().enumerate() {
@@ -142,6 +194,21 @@ impl<'o> Object<'o> {
             write_str(self.out, value);
         }
         self.out.push(b']');
+    }
+
+    /// An unsigned number member.
+    pub fn u64(&mut self, key: &'static str, value: u64) {
+        self.key(key);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+    }
+
+    /// A member whose value goes through `serde_json` (floats, chrono times: their exact
+    /// forms are serde's to decide, and they are few per record).
+    pub fn serde(&mut self, key: &'static str, value: &impl serde::Serialize) {
+        self.key(key);
+        // Floats and timestamps always serialise (a non-finite float is `null`).
+        let _ = serde_json::to_writer(&mut *self.out, value);
     }
 
     /// Write `}`.

@@ -5,8 +5,11 @@
 
 use crate::dataset;
 use aiwarden::decode::decode_native;
-use aiwarden::record::{AuditRecord, Classification, EventType, Output, RecordView};
-use aiwarden::sinks::splunk_hec::{encode, EnvelopeSettings, SOURCETYPE_EVENT};
+use aiwarden::record::{
+    AgentInfo, Alert, AlertEntity, AuditRecord, Classification, EventType, Evidence, Output,
+    RecordView, Severity,
+};
+use aiwarden::sinks::splunk_hec::{encode, EnvelopeSettings, SOURCETYPE_ALERT, SOURCETYPE_EVENT};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -204,6 +207,162 @@ fn hec_event_envelopes_are_the_bytes_serde_wrote() {
                 let written = String::from_utf8(out).expect("UTF-8");
                 assert_eq!(written, reference_envelope(record, &settings, content));
             }
+        }
+    }
+}
+
+/// An alert with every field set to `text` (or derived from it), optional ones included.
+fn alert_of(text: &str, at: DateTime<Utc>) -> Alert {
+    Alert {
+        alert_id: text.into(),
+        timestamp: at,
+        rule_id: text.into(),
+        rule_version: u32::MAX,
+        severity: Severity::Critical,
+        title: text.into(),
+        details: text.into(),
+        entity: AlertEntity {
+            entity_type: text.into(),
+            entity_key: text.into(),
+            user_id: Some(text.into()),
+            session_id: Some(text.into()),
+            department: Some(text.into()),
+            application_id: Some(text.into()),
+            real_user_id: Some(text.into()),
+        },
+        observed: 97_139.5,
+        baseline: Some(0.1 + 0.2),
+        threshold: 1e21,
+        window: Some(text.into()),
+        evidence: Evidence {
+            event_ids: vec![text.into(), "e-2".into()],
+            event_count: u64::MAX,
+        },
+        tags: vec!["aiwarden".into(), text.into()],
+        source: text.into(),
+        deployment: text.into(),
+        agent: AgentInfo {
+            host: text.into(),
+            version: text.into(),
+        },
+        suppressed_count: 7,
+        auto_blocked: true,
+    }
+}
+
+/// The same alert with every optional field left out, lists empty and odd numbers.
+fn sparse_alert(at: DateTime<Utc>, observed: f64) -> Alert {
+    let mut alert = alert_of("x", at);
+    alert.entity = AlertEntity {
+        entity_type: "user_id".into(),
+        entity_key: String::new(),
+        ..AlertEntity::default()
+    };
+    alert.severity = Severity::Low;
+    alert.observed = observed;
+    alert.baseline = None;
+    alert.threshold = -0.0;
+    alert.window = None;
+    alert.evidence = Evidence::default();
+    alert.tags = Vec::new();
+    alert.suppressed_count = 0;
+    alert.auto_blocked = false;
+    alert
+}
+
+fn alerts() -> Vec<Alert> {
+    let at = Utc
+        .with_ymd_and_hms(2026, 3, 9, 14, 5, 7)
+        .single()
+        .expect("a time");
+    let mut alerts: Vec<Alert> = hostile_strings()
+        .iter()
+        .map(|text| alert_of(text, at))
+        .collect();
+    // Sub-second times (chrono picks the digits), and floats serde writes as `null`.
+    for (nanos, observed) in [
+        (0, 0.0),
+        (123_000_000, f64::NAN),
+        (123_456_000, f64::INFINITY),
+        (1, f64::MIN_POSITIVE),
+        (999_999_999, 42.0),
+    ] {
+        alerts.push(sparse_alert(
+            at + chrono::Duration::nanoseconds(nanos),
+            observed,
+        ));
+    }
+    alerts
+}
+
+#[test]
+fn alerts_are_written_as_serde_writes_them() {
+    for alert in alerts() {
+        let mut out = Vec::new();
+        alert.write_json(&mut out);
+        let written = String::from_utf8(out).expect("UTF-8");
+        assert_eq!(
+            written,
+            serde_json::to_string(&alert).expect("an alert serialises")
+        );
+    }
+}
+
+/// The HEC alert envelope as serde wrote it before it was written by hand.
+#[derive(serde::Serialize)]
+struct ReferenceAlertEnvelope<'a> {
+    time: f64,
+    host: &'a str,
+    source: &'a str,
+    sourcetype: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<&'a str>,
+    event: &'a Alert,
+    fields: ReferenceAlertFields<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct ReferenceAlertFields<'a> {
+    deployment: &'a str,
+    rule_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<&'a str>,
+    severity: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+}
+
+#[test]
+fn hec_alert_envelopes_are_the_bytes_serde_wrote() {
+    let mut settings = EnvelopeSettings {
+        host: "gw-\"1\"".into(),
+        source: "aiwarden".into(),
+        index: None,
+        deployment: "eu\\west".into(),
+    };
+    for index in [None, Some("llm_alerts".to_string())] {
+        settings.index = index;
+        for alert in alerts() {
+            let reference = ReferenceAlertEnvelope {
+                time: alert.timestamp.timestamp_millis() as f64 / 1000.0,
+                host: &settings.host,
+                source: &settings.source,
+                sourcetype: SOURCETYPE_ALERT,
+                index: settings.index.as_deref(),
+                event: &alert,
+                fields: ReferenceAlertFields {
+                    deployment: &settings.deployment,
+                    rule_id: &alert.rule_id,
+                    session_id: alert.entity.session_id.as_deref(),
+                    severity: alert.severity.as_str(),
+                    user_id: alert.entity.user_id.as_deref(),
+                },
+            };
+            let mut expected = serde_json::to_string(&reference).expect("serialises");
+            expected.push('\n');
+            let mut out = Vec::new();
+            encode(&Output::Alert(Arc::new(alert)), &settings, false, &mut out).expect("encodes");
+            assert_eq!(String::from_utf8(out).expect("UTF-8"), expected);
         }
     }
 }
