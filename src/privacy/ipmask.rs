@@ -83,15 +83,18 @@ impl IpMasking {
         let Some(current) = address.as_mut() else {
             return;
         };
-        if !self.changes(current) {
+        // The usual case, parsed once: an IPv4 address the parser accepts is already written
+        // as `Display` writes it (see `changes`), so only a masked one is rewritten.
+        if let (IpMaskMode::Prefix, Ok(v4)) = (self.mode, current.parse::<Ipv4Addr>()) {
+            let masked = mask_v4(v4, self.ipv4_prefix);
+            if masked != v4 {
+                current.clear();
+                write_v4(current, masked);
+            }
             return;
         }
-        match (self.mode, current.parse::<Ipv4Addr>()) {
-            (IpMaskMode::Prefix, Ok(v4)) => {
-                current.clear();
-                write_v4(current, mask_v4(v4, self.ipv4_prefix));
-            }
-            _ => *address = self.apply(current),
+        if self.changes(current) {
+            *address = self.apply(current);
         }
     }
 
