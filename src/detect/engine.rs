@@ -300,7 +300,8 @@ impl Store {
         context: &Context<'_>,
     ) -> Option<&mut Entity> {
         let cap = context.settings.max_entities_per_rule;
-        // Below the cap (always, but under a flood) one lookup finds or creates the entity.
+        // Below the cap (always, except under a flood of new keys) one lookup finds or creates
+        // the entity; at the cap a new key first needs room.
         if self.entities.len() >= cap && !self.entities.contains_key(key) {
             if self.since_sweep >= cap as u64 {
                 self.sweep(context.watermark);
