@@ -44,6 +44,8 @@ pub struct Agent {
 pub struct Usage {
     /// User plus system CPU seconds, all threads.
     pub cpu_seconds: f64,
+    /// The system (kernel) part of `cpu_seconds`: file and socket I/O, fsync, page faults.
+    pub system_seconds: f64,
     /// Peak resident set, bytes.
     pub peak_rss: u64,
     /// Whether it exited with status 0.
@@ -194,6 +196,7 @@ impl Agent {
         let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
         Ok(Usage {
             cpu_seconds: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+            system_seconds: seconds(usage.ru_stime),
             peak_rss,
             clean_exit: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         })

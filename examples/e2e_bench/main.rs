@@ -388,12 +388,13 @@ fn print_run(result: &RunResult, bare: Option<f64>) {
         format!(" ({:.0} % of the bare parse)", rate / bare * 100.0)
     });
     println!(
-        "{}: {} records in {:.2} s = {:.0} records/s{ratio}; agent CPU {:.2} s; peak RSS {:.1} MiB; {} alerts; ingest-to-alert p50/p99/p99.9 {}/{}/{} ms over {} alerts; {} requests, {:.1} MB on the wire; receiver CPU {:.2} s",
+        "{}: {} records in {:.2} s = {:.0} records/s{ratio}; agent CPU {:.2} s ({:.2} s of it in the kernel); peak RSS {:.1} MiB; {} alerts; ingest-to-alert p50/p99/p99.9 {}/{}/{} ms over {} alerts; {} requests, {:.1} MB on the wire; receiver CPU {:.2} s",
         result.name,
         result.events,
         result.wall.as_secs_f64(),
         rate,
         result.usage.cpu_seconds,
+        result.usage.system_seconds,
         mib(result.usage.peak_rss),
         result.alerts,
         millis(result.latency[0]),

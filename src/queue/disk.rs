@@ -7,6 +7,7 @@
 //! (write + rename) whenever it moves; it is only ever a lower bound, so a stale one after a
 //! crash means records sent again, never records lost.
 
+use super::commit::CommitFile;
 use super::config::{Fsync, QueueConfig};
 use super::frame::{self, Parsed, RecordKind};
 use super::reader::{Damaged, Reader};
@@ -98,6 +99,8 @@ pub struct DiskQueue {
     dir: PathBuf,
     config: QueueConfig,
     state: Mutex<State>,
+    /// Locked only under `state`, which orders the saves.
+    commit_file: Mutex<CommitFile>,
     data: Notify,
     space: Notify,
 }
@@ -129,10 +132,7 @@ impl DiskQueue {
     pub fn open(dir: &Path, config: QueueConfig) -> Result<Opened, QueueError> {
         std::fs::create_dir_all(dir)
             .map_err(|error| QueueError::new("cannot create the queue directory", dir, error))?;
-        let committed = std::fs::read_to_string(commit_path(dir))
-            .ok()
-            .and_then(|text| text.trim().parse::<u64>().ok())
-            .unwrap_or(0);
+        let (commit_file, committed) = CommitFile::open(&commit_path(dir))?;
         let mut firsts: Vec<u64> = std::fs::read_dir(dir)
             .map_err(|error| QueueError::new("cannot list the queue directory", dir, error))?
             .filter_map(|entry| entry.ok())
@@ -216,6 +216,7 @@ impl DiskQueue {
             dir: dir.to_path_buf(),
             config,
             state: Mutex::new(state),
+            commit_file: Mutex::new(commit_file),
             data: Notify::new(),
             space: Notify::new(),
         });
@@ -346,13 +347,13 @@ impl DiskQueue {
     }
 
     fn save_commit(&self, committed: u64) {
-        let path = commit_path(&self.dir);
-        let temporary = self.dir.join("committed.tmp");
-        let result = std::fs::write(&temporary, committed.to_string())
-            .and_then(|()| std::fs::rename(&temporary, &path));
-        if let Err(error) = result {
+        let mut commit_file = match self.commit_file.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Err(error) = commit_file.save(committed) {
             // Only costs resends after a restart; the queue itself is intact.
-            tracing::warn!(path = %path.display(), %error, "Cannot save the queue's commit point.");
+            tracing::warn!(%error, "Cannot save the queue's commit point.");
         }
     }
 

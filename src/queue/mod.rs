@@ -6,6 +6,7 @@
 //! segment log of our own, and the benchmark; README ("Durability") what survives a crash or a
 //! power cut.
 
+mod commit;
 mod config;
 pub mod disk;
 pub mod frame;
