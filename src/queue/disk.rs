@@ -419,11 +419,13 @@ fn scan(bytes: &[u8]) -> Scan {
     let mut at = 0;
     let mut intact_end = 0;
     let mut last = None;
+    let mut last_at = 0;
     while at < bytes.len() {
         match frame::parse(&bytes[at..]) {
-            Parsed::Frame { record, len } => {
-                records.push((record.index, record.queued_at_ms));
-                last = Some(record);
+            Parsed::Frame { header, len } => {
+                records.push((header.index, header.queued_at_ms));
+                last = Some(header);
+                last_at = at;
                 at += len;
                 intact_end = at;
             }
@@ -436,7 +438,8 @@ fn scan(bytes: &[u8]) -> Scan {
     Scan {
         records,
         intact_end,
-        last,
+        // Copied: sharing would keep the whole segment in memory while the record lives.
+        last: last.map(|header| header.record_copied(&bytes[last_at..])),
     }
 }
 

@@ -12,6 +12,9 @@
 //! The payload is `kind u8 | id length u16 | id | encoded record`: the record as the sink will
 //! send it, encoded once on intake, so a resend is byte-for-byte the first send.
 
+use bytes::Bytes;
+use std::ops::Range;
+
 /// Marks the start of a frame.
 pub const MAGIC: [u8; 4] = [0xA1, 0x77, 0x51, 0x0E];
 /// Bytes before the payload.
@@ -28,7 +31,8 @@ pub enum RecordKind {
     Alert = 2,
 }
 
-/// One record read back from the queue.
+/// One record read back from the queue. `id` and `body` share the memory the reader read them
+/// into: serving a record copies nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedRecord {
     /// Position in the queue (strictly increasing in append order).
@@ -37,10 +41,55 @@ pub struct QueuedRecord {
     pub queued_at_ms: i64,
     /// Event or alert.
     pub kind: RecordKind,
-    /// `event_id` or `alert_id`.
-    pub id: String,
+    /// `event_id` or `alert_id`, UTF-8 as it was written.
+    pub id: Bytes,
     /// The encoded record.
-    pub body: Vec<u8>,
+    pub body: Bytes,
+}
+
+impl QueuedRecord {
+    /// The id as text.
+    pub fn id_text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.id)
+    }
+}
+
+/// An intact frame's header and where its id and body lie, relative to the frame's start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// Position in the queue.
+    pub index: u64,
+    /// When it was queued, in Unix milliseconds.
+    pub queued_at_ms: i64,
+    /// Event or alert.
+    pub kind: RecordKind,
+    id: Range<usize>,
+    body: Range<usize>,
+}
+
+impl FrameHeader {
+    /// The record of the frame that starts at `at` in `bytes`, sharing their memory.
+    pub fn record_in(&self, bytes: &Bytes, at: usize) -> QueuedRecord {
+        let shifted = |range: &Range<usize>| at + range.start..at + range.end;
+        QueuedRecord {
+            index: self.index,
+            queued_at_ms: self.queued_at_ms,
+            kind: self.kind,
+            id: bytes.slice(shifted(&self.id)),
+            body: bytes.slice(shifted(&self.body)),
+        }
+    }
+
+    /// The record of the frame at the start of `frame`, copied out of it.
+    pub fn record_copied(&self, frame: &[u8]) -> QueuedRecord {
+        QueuedRecord {
+            index: self.index,
+            queued_at_ms: self.queued_at_ms,
+            kind: self.kind,
+            id: Bytes::copy_from_slice(&frame[self.id.clone()]),
+            body: Bytes::copy_from_slice(&frame[self.body.clone()]),
+        }
+    }
 }
 
 /// Append one frame to `out`.
@@ -77,8 +126,8 @@ pub fn encode(
 pub enum Parsed {
     /// An intact frame of `len` bytes.
     Frame {
-        /// The record.
-        record: QueuedRecord,
+        /// What the frame holds.
+        header: FrameHeader,
         /// Bytes the frame takes.
         len: usize,
     },
@@ -121,16 +170,17 @@ pub fn parse(bytes: &[u8]) -> Parsed {
         _ => return Parsed::Damaged("unknown record kind"),
     };
     let id_len = u16::from_le_bytes([payload[1], payload[2]]) as usize;
-    let Some(id) = payload.get(3..3 + id_len) else {
+    if 3 + id_len > payload.len() {
         return Parsed::Damaged("record id longer than its frame");
-    };
+    }
+    let id_start = HEADER_LEN + 3;
     Parsed::Frame {
-        record: QueuedRecord {
+        header: FrameHeader {
             index: u64_at(bytes, 8),
             queued_at_ms: u64_at(bytes, 16) as i64,
             kind,
-            id: String::from_utf8_lossy(id).into_owned(),
-            body: payload[3 + id_len..].to_vec(),
+            id: id_start..id_start + id_len,
+            body: id_start + id_len..total,
         },
         len: total,
     }
@@ -187,14 +237,20 @@ mod tests {
     #[test]
     fn a_frame_reads_back_as_written() {
         let bytes = frame(42, b"{\"a\":1}");
-        let Parsed::Frame { record, len } = parse(&bytes) else {
+        let Parsed::Frame { header, len } = parse(&bytes) else {
             panic!("not a frame")
         };
         assert_eq!(len, bytes.len());
+        // Shared out of a larger buffer, at an offset, and copied: the same record.
+        let mut shared = b"xyz".to_vec();
+        shared.extend_from_slice(&bytes);
+        let shared = header.record_in(&Bytes::from(shared), 3);
+        let record = header.record_copied(&bytes);
+        assert_eq!(shared, record);
         assert_eq!(record.index, 42);
-        assert_eq!(record.id, "id-1");
+        assert_eq!(record.id_text(), "id-1");
         assert_eq!(record.kind, RecordKind::Event);
-        assert_eq!(record.body, b"{\"a\":1}");
+        assert_eq!(&record.body[..], b"{\"a\":1}");
         assert_eq!(record.queued_at_ms, 1_700_000_000_000);
     }
 

@@ -36,7 +36,7 @@ fn ids(items: &[ReadItem]) -> Vec<String> {
     items
         .iter()
         .filter_map(|item| match item {
-            ReadItem::Record(record) => Some(record.id.clone()),
+            ReadItem::Record(record) => Some(record.id_text().into_owned()),
             ReadItem::Damaged(_) => None,
         })
         .collect()
@@ -104,6 +104,53 @@ fn delivered_segments_are_deleted_and_space_is_given_back() {
     assert_eq!(queue.stats().oldest_ms, None);
     append(&mut writer, 4000..4001);
     assert_eq!(ids(&read_all(&mut reader)), vec!["id-4000".to_string()]);
+}
+
+#[test]
+fn records_served_from_the_read_buffer_stay_intact_across_reads_and_long_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(64 * 1024 * 1024);
+    config.max_bytes = 64 * 1024 * 1024;
+    let opened = DiskQueue::open(dir.path(), config).unwrap();
+    let (mut writer, mut reader) = (opened.writer, opened.reader);
+    // Sizes that straddle the 256 KiB read chunk, and frames longer than one chunk or two
+    // (read in doubling steps), between small ones.
+    let sizes = (0..900usize).map(|n| (n * 7919) % 1500).chain([
+        300 * 1024,
+        5,
+        700 * 1024,
+        1,
+        256 * 1024 - 40,
+    ]);
+    let bodies: Vec<Vec<u8>> = sizes
+        .enumerate()
+        .map(|(n, len)| (0..len).map(|i| (i * 31 + n) as u8).collect())
+        .collect();
+    let ids: Vec<String> = (0..bodies.len()).map(|n| format!("r{n}")).collect();
+    for (ids, bodies) in ids.chunks(50).zip(bodies.chunks(50)) {
+        let records: Vec<Append<'_>> = ids
+            .iter()
+            .zip(bodies)
+            .map(|(id, body)| Append {
+                kind: RecordKind::Alert,
+                id,
+                body,
+            })
+            .collect();
+        writer.append(&records).unwrap();
+    }
+    // Every record is held until the end, so a later read reusing memory would show.
+    let items = read_all(&mut reader);
+    assert_eq!(items.len(), bodies.len());
+    for (n, item) in items.iter().enumerate() {
+        let ReadItem::Record(record) = item else {
+            panic!("damage at {n}")
+        };
+        assert_eq!(record.index, n as u64);
+        assert_eq!(record.id_text(), ids[n]);
+        assert_eq!(record.kind, RecordKind::Alert);
+        assert!(record.body[..] == bodies[n][..], "record {n} differs");
+    }
 }
 
 #[test]

@@ -45,8 +45,8 @@ pub(super) async fn run<S: Service>(
                 continue;
             };
             let record = Encoded {
-                bytes,
-                id: super::item_id(item).into(),
+                bytes: bytes.into(),
+                id: super::id_bytes(super::item_id(item)),
                 settle: Settle::Ack(batch.ack.clone()),
                 since: Since::Read(batch.read_at),
             };

@@ -78,10 +78,11 @@ pub enum ItemVerdict {
 /// One record encoded for its SIEM, with what settles it once it is delivered.
 #[derive(Debug)]
 pub struct Encoded {
-    /// The encoded record (an envelope, a document with its action line, a JSON object).
-    pub bytes: Vec<u8>,
-    /// `event_id` or `alert_id`, for a dead letter.
-    id: Box<str>,
+    /// The encoded record (an envelope, a document with its action line, a JSON object); read
+    /// back from a disk queue, a slice of the reader's buffer.
+    pub bytes: Bytes,
+    /// `event_id` or `alert_id` (UTF-8), for a dead letter.
+    id: Bytes,
     settle: Settle,
     since: Since,
 }
@@ -114,6 +115,11 @@ impl Since {
             }
         }
     }
+}
+
+/// An id as the bytes [`Encoded`] keeps.
+fn id_bytes(id: &str) -> Bytes {
+    Bytes::copy_from_slice(id.as_bytes())
 }
 
 /// Settle records: acknowledge their batches, or mark their queue indices done in runs.
@@ -329,8 +335,8 @@ impl<S: Service> Shared<S> {
             Ok(()) => true,
             Err(reason) => {
                 let encoded = Encoded {
-                    bytes: out.split_off(start),
-                    id: item_id(&item).into(),
+                    bytes: out.split_off(start).into(),
+                    id: id_bytes(item_id(&item)),
                     settle: Settle::Ack(ack.clone()),
                     since: Since::Read(read_at),
                 };
@@ -377,7 +383,7 @@ impl<S: Service> Shared<S> {
             let entry = SinkDeadLetter {
                 time: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
                 sink: name,
-                id: &record.id,
+                id: &String::from_utf8_lossy(&record.id),
                 reason,
                 payload: String::from_utf8_lossy(&record.bytes).into_owned(),
             };

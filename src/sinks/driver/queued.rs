@@ -9,13 +9,14 @@
 //! ```
 
 use super::memory::Dispatch;
-use super::{item_id, Encoded, Service, Settle, Shared, Since};
+use super::{id_bytes, item_id, Encoded, Service, Settle, Shared, Since};
 use crate::evidence::encoded::{checkpoint_encoded, stamp_encoded, stamp_of_encoded, EncodedShape};
 use crate::evidence::SinkEvidence;
 use crate::queue::{Append, Damaged, DiskQueue, ReadItem, Reader, RecordKind, WhenFull, Writer};
 use crate::record::{Alert, AlertEntity, Evidence, Output, Severity};
 use crate::sinks::{SinkBatch, SinkError};
 use crate::telemetry::{Metrics, SinkHealth};
+use bytes::Bytes;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -149,8 +150,8 @@ async fn intake<S: Service>(
                     if let Err(error) = stamp_encoded(chain, shape, &mut bytes) {
                         shared.dead_letter(
                             vec![Encoded {
-                                bytes,
-                                id: item_id(item).into(),
+                                bytes: bytes.into(),
+                                id: id_bytes(item_id(item)),
                                 settle: Settle::Nothing,
                                 since: Since::Read(batch.read_at),
                             }],
@@ -354,7 +355,7 @@ async fn dispatch<S: Service>(
                 Ok(Some(ReadItem::Record(record))) => {
                     let encoded = Encoded {
                         bytes: record.body,
-                        id: record.id.into_boxed_str(),
+                        id: record.id,
                         settle: Settle::Queue(Arc::clone(queue), record.index),
                         since: Since::QueuedAtMs(record.queued_at_ms),
                     };
@@ -464,8 +465,8 @@ fn dead_letter_damaged<S: Service>(shared: &Shared<S>, damaged: Damaged) {
     );
     shared.dead_letter(
         vec![Encoded {
-            bytes: damaged.bytes,
-            id: "".into(),
+            bytes: damaged.bytes.into(),
+            id: Bytes::new(),
             settle: Settle::Nothing,
             since: Since::QueuedAtMs(chrono::Utc::now().timestamp_millis()),
         }],
