@@ -6,7 +6,7 @@ use bytes::Bytes;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Bytes that could not be read back as records: dead-lettered with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,7 @@ pub struct Reader {
     /// served from it are in flight.
     window: Bytes,
     head: usize,
+    pool: BufferPool,
     file: Option<File>,
     /// The index the next record should have; a higher one means records were lost to damage.
     expected: u64,
@@ -60,6 +61,7 @@ impl Reader {
             offset: 0,
             window: Bytes::new(),
             head: 0,
+            pool: BufferPool::default(),
             file: None,
             expected: committed,
         }
@@ -176,16 +178,23 @@ impl Reader {
         let Some(file) = self.file.as_mut() else {
             return Ok(0);
         };
-        // A frame longer than a chunk is read in doubling steps.
-        let want = ((written - end) as usize).min(READ_CHUNK.max(pending.len()));
-        let mut next = Vec::with_capacity(pending.len() + want);
+        // Buffers of one size (the allocator reuses them exactly); a frame longer than half of
+        // one is read in doubling steps.
+        let capacity = READ_CHUNK.max(2 * pending.len());
+        let want = ((written - end) as usize).min(capacity - pending.len());
+        let pooled = if capacity == READ_CHUNK {
+            self.pool.take()
+        } else {
+            None
+        };
+        let mut next = pooled.unwrap_or_else(|| Vec::with_capacity(capacity));
         next.extend_from_slice(&pending);
         // `read_to_end` fills the spare capacity without zeroing it first.
         let read = file
             .seek(SeekFrom::Start(end))
             .and_then(|_| file.by_ref().take(want as u64).read_to_end(&mut next))
             .map_err(|error| QueueError::new("cannot read a queue segment", path, error))?;
-        self.window = Bytes::from(next);
+        self.window = self.pool.share(next);
         self.head = 0;
         Ok(read)
     }
@@ -221,5 +230,69 @@ impl Reader {
             bytes,
             reason,
         })
+    }
+}
+
+/// Read buffers whose records have all been dropped, kept for the next reads. A fresh 256 KiB
+/// buffer per read cost a page fault per 4 KiB page and the allocator's purging (about 20,000
+/// more faults per million records, measured with `perf stat`).
+#[derive(Clone, Default)]
+struct BufferPool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+/// Buffers kept at most (2 MiB); records in flight rarely span more.
+const POOLED: usize = 8;
+
+impl std::fmt::Debug for BufferPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BufferPool({} idle)", self.lock().len())
+    }
+}
+
+impl BufferPool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        match self.0.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// An idle buffer of `READ_CHUNK` capacity, empty.
+    fn take(&self) -> Option<Vec<u8>> {
+        self.lock().pop()
+    }
+
+    /// `buffer` as shared bytes; it comes back here when the last slice of it is dropped.
+    fn share(&self, buffer: Vec<u8>) -> Bytes {
+        Bytes::from_owner(Pooled {
+            buffer,
+            pool: self.clone(),
+        })
+    }
+}
+
+/// A buffer on loan to the records read into it.
+struct Pooled {
+    buffer: Vec<u8>,
+    pool: BufferPool,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buffer
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        // Longer buffers (grown for one long frame) go back to the allocator.
+        if self.buffer.capacity() != READ_CHUNK {
+            return;
+        }
+        let mut idle = self.pool.lock();
+        if idle.len() < POOLED {
+            let mut buffer = std::mem::take(&mut self.buffer);
+            buffer.clear();
+            idle.push(buffer);
+        }
     }
 }

@@ -139,18 +139,28 @@ fn records_served_from_the_read_buffer_stay_intact_across_reads_and_long_frames(
             .collect();
         writer.append(&records).unwrap();
     }
-    // Every record is held until the end, so a later read reusing memory would show.
-    let items = read_all(&mut reader);
-    assert_eq!(items.len(), bodies.len());
-    for (n, item) in items.iter().enumerate() {
+    let check = |item: &ReadItem| {
         let ReadItem::Record(record) = item else {
-            panic!("damage at {n}")
+            panic!("damage: {item:?}")
         };
-        assert_eq!(record.index, n as u64);
+        let n = record.index as usize;
         assert_eq!(record.id_text(), ids[n]);
         assert_eq!(record.kind, RecordKind::Alert);
         assert!(record.body[..] == bodies[n][..], "record {n} differs");
+    };
+    // Every record is held until the end, so a later read reusing memory would show.
+    let items = read_all(&mut reader);
+    assert_eq!(items.len(), bodies.len());
+    items.iter().for_each(check);
+    drop((items, reader, writer));
+    // Read again, dropping each record once checked, as delivery does: buffers are reused.
+    let mut reader = DiskQueue::open(dir.path(), config).unwrap().reader;
+    let mut read = 0;
+    while let Some(item) = reader.read_next().unwrap() {
+        check(&item);
+        read += 1;
     }
+    assert_eq!(read, bodies.len());
 }
 
 #[test]
