@@ -2,7 +2,7 @@
 //!
 //! The commit point moves after every delivered request. Saving it through a temporary file
 //! and a rename cost a file creation, an inode eviction and (ext4's `auto_da_alloc`) a forced
-//! writeback each time: about 2 % of the agent's CPU in the end-to-end benchmark. Overwriting a
+//! writeback each time: about 1 % of the agent's CPU in the end-to-end benchmark. Overwriting a
 //! few bytes in place costs one `pwrite`. The two slots are written in turn, so a write torn by
 //! a power cut damages only the slot being written and the other still holds the previous
 //! point. A saved point is only ever a lower bound (records after it are resent, never lost),
