@@ -481,14 +481,19 @@ impl FromStr for Classification {
     type Err = UnknownClassification;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "public" => Ok(Classification::Public),
-            "internal" => Ok(Classification::Internal),
-            "confidential" => Ok(Classification::Confidential),
-            "sensitive" => Ok(Classification::Sensitive),
-            "restricted" => Ok(Classification::Restricted),
-            _ => Err(UnknownClassification(s.to_string())),
-        }
+        // Compared in place: rules parse the record's classification for every event they test
+        // (`at_least`), and a lower-cased copy per call was an allocation each time.
+        let name = s.trim();
+        [
+            Classification::Public,
+            Classification::Internal,
+            Classification::Confidential,
+            Classification::Sensitive,
+            Classification::Restricted,
+        ]
+        .into_iter()
+        .find(|level| level.as_str().eq_ignore_ascii_case(name))
+        .ok_or_else(|| UnknownClassification(s.to_string()))
     }
 }
 
@@ -610,4 +615,29 @@ fn serialize_record<S: Serializer>(
         map.serialize_entry(key, value)?;
     }
     map.end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifications_parse_trimmed_and_in_any_case_and_nothing_else() {
+        for (text, level) in [
+            ("public", Classification::Public),
+            (" Internal\t", Classification::Internal),
+            ("CONFIDENTIAL", Classification::Confidential),
+            ("sensitive", Classification::Sensitive),
+            ("\nRestricted ", Classification::Restricted),
+        ] {
+            assert_eq!(text.parse::<Classification>(), Ok(level), "{text:?}");
+        }
+        for text in ["", "secret", "publicx", "restrict", "in ternal"] {
+            assert_eq!(
+                text.parse::<Classification>(),
+                Err(UnknownClassification(text.to_string())),
+                "{text:?}"
+            );
+        }
+    }
 }
