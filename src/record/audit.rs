@@ -448,6 +448,15 @@ pub enum Classification {
 }
 
 impl Classification {
+    /// Every classification, lowest level first.
+    pub const ALL: [Classification; 5] = [
+        Classification::Public,
+        Classification::Internal,
+        Classification::Confidential,
+        Classification::Sensitive,
+        Classification::Restricted,
+    ];
+
     /// The level used for "at or above" comparisons.
     pub fn level(self) -> u8 {
         match self {
@@ -484,16 +493,10 @@ impl FromStr for Classification {
         // Compared in place: rules parse the record's classification for every event they test
         // (`at_least`), and a lower-cased copy per call was an allocation each time.
         let name = s.trim();
-        [
-            Classification::Public,
-            Classification::Internal,
-            Classification::Confidential,
-            Classification::Sensitive,
-            Classification::Restricted,
-        ]
-        .into_iter()
-        .find(|level| level.as_str().eq_ignore_ascii_case(name))
-        .ok_or_else(|| UnknownClassification(s.to_string()))
+        Classification::ALL
+            .into_iter()
+            .find(|level| level.as_str().eq_ignore_ascii_case(name))
+            .ok_or_else(|| UnknownClassification(s.to_string()))
     }
 }
 

@@ -485,17 +485,11 @@ fn selection(
             .parse::<Classification>()
             .map_err(|e| e.to_string())?
             .level();
-        let names: Vec<&str> = [
-            Classification::Public,
-            Classification::Internal,
-            Classification::Confidential,
-            Classification::Sensitive,
-            Classification::Restricted,
-        ]
-        .into_iter()
-        .filter(|c| c.level() >= level)
-        .map(Classification::as_str)
-        .collect();
+        let names: Vec<&str> = Classification::ALL
+            .into_iter()
+            .filter(|c| c.level() >= level)
+            .map(Classification::as_str)
+            .collect();
         return Ok(put("", json!({field: names})));
     }
     if let Some(needle) = &test.contains {
