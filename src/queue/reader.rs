@@ -40,8 +40,8 @@ pub struct Reader {
     offset: u64,
     /// Bytes read ahead; those before `head` are consumed. Records are served as slices of it
     /// (copying each one out cost an allocation and a copy per record). Each read starts a new
-    /// window holding the unconsumed rest of the old one, which lives on only while records
-    /// served from it are in flight.
+    /// window (a pooled buffer) holding the unconsumed rest of the old one, which goes back to
+    /// the pool once no record served from it is in flight.
     window: Bytes,
     head: usize,
     pool: BufferPool,
@@ -178,8 +178,8 @@ impl Reader {
         let Some(file) = self.file.as_mut() else {
             return Ok(0);
         };
-        // Buffers of one size (the allocator reuses them exactly); a frame longer than half of
-        // one is read in doubling steps.
+        // Buffers of one size, so the pool can hand them out again; a frame longer than half of
+        // one is read in doubling steps into a buffer of its own.
         let capacity = READ_CHUNK.max(2 * pending.len());
         let want = ((written - end) as usize).min(capacity - pending.len());
         let pooled = if capacity == READ_CHUNK {
