@@ -4,8 +4,8 @@
 //! delivery tasks report each one done (delivered or dead-lettered) in any order, and the
 //! *commit point* — every index below it is done — advances over the contiguous prefix. A
 //! segment whose records are all below the commit point is deleted. The commit point is saved
-//! (write + rename) whenever it moves; it is only ever a lower bound, so a stale one after a
-//! crash means records sent again, never records lost.
+//! in place whenever it moves (`commit.rs`); it is only ever a lower bound, so a stale one after
+//! a crash means records sent again, never records lost.
 
 use super::commit::CommitFile;
 use super::config::{Fsync, QueueConfig};
