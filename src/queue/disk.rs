@@ -9,7 +9,7 @@
 
 use super::commit::CommitFile;
 use super::config::{Fsync, QueueConfig};
-use super::frame::{self, Parsed, RecordKind};
+use super::frame::{self, FrameGroup, Parsed, RecordKind};
 use super::reader::{Damaged, Reader};
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -226,7 +226,7 @@ impl DiskQueue {
             writer: Writer {
                 queue: Arc::clone(&queue),
                 file,
-                buffer: Vec::new(),
+                scratch: FrameGroup::default(),
             },
             reader: Reader::new(Arc::clone(&queue), first_segment, committed),
             queue,
@@ -476,7 +476,8 @@ fn create_segment(path: &Path, fsync: Fsync) -> Result<(), QueueError> {
 pub struct Writer {
     queue: Arc<DiskQueue>,
     file: File,
-    buffer: Vec<u8>,
+    /// Frames of [`Writer::append`], kept for their buffer.
+    scratch: FrameGroup,
 }
 
 /// One record to append.
@@ -494,12 +495,33 @@ impl Writer {
     /// Append records and (with `fsync = "batch"`) force them to disk. On an error nothing of
     /// this call is in the queue: the caller keeps the records and tries again later.
     pub fn append(&mut self, records: &[Append<'_>]) -> Result<(), QueueError> {
-        if records.is_empty() {
+        let mut group = std::mem::take(&mut self.scratch);
+        self.begin_group(&mut group);
+        for record in records {
+            group.push(record.kind, record.id, record.body);
+        }
+        let appended = self.append_group(&group);
+        self.scratch = group;
+        appended
+    }
+
+    /// Empty `group` (keeping its buffer) for frames that follow the queue's last record.
+    pub fn begin_group(&self, group: &mut FrameGroup) {
+        group.bytes.clear();
+        group.count = 0;
+        group.first_index = self.queue.lock().next_index;
+        group.queued_at_ms = chrono::Utc::now().timestamp_millis();
+    }
+
+    /// Append a group begun by [`Writer::begin_group`] as one write and (with
+    /// `fsync = "batch"`) force it to disk. On an error nothing of it is in the queue: the caller
+    /// keeps the group and tries again later.
+    pub fn append_group(&mut self, group: &FrameGroup) -> Result<(), QueueError> {
+        if group.is_empty() {
             return Ok(());
         }
         let queue = Arc::clone(&self.queue);
-        let now = chrono::Utc::now().timestamp_millis();
-        let (first_index, active_bytes, active_path) = {
+        let (next_index, active_bytes, active_path) = {
             let state = queue.lock();
             let Some(active) = state.segments.back() else {
                 return Err(QueueError::new(
@@ -510,22 +532,23 @@ impl Writer {
             };
             (state.next_index, active.bytes, active.path.clone())
         };
+        if group.first_index != next_index {
+            // Its frames carry indices that are no longer next: appending them would break
+            // the queue's order. Only a caller that appended in between can cause this.
+            return Err(QueueError::new(
+                "a group of records was framed before another append",
+                &active_path,
+                std::io::Error::other(format!(
+                    "group starts at {}, the queue at {next_index}",
+                    group.first_index
+                )),
+            ));
+        }
         if active_bytes >= queue.config.segment_bytes {
-            self.rotate(first_index)?;
-            return self.append(records);
+            self.rotate(next_index)?;
+            return self.append_group(group);
         }
-        self.buffer.clear();
-        for (offset, record) in records.iter().enumerate() {
-            frame::encode(
-                &mut self.buffer,
-                first_index + offset as u64,
-                now,
-                record.kind,
-                record.id,
-                record.body,
-            );
-        }
-        let written = self.file.write_all(&self.buffer).and_then(|()| {
+        let written = self.file.write_all(&group.bytes).and_then(|()| {
             if queue.config.fsync == Fsync::Batch {
                 self.file.sync_data()
             } else {
@@ -543,14 +566,14 @@ impl Writer {
                 error,
             ));
         }
-        let count = records.len() as u64;
+        let bytes = group.bytes.len() as u64;
         let mut state = queue.lock();
-        state.next_index = first_index + count;
-        state.total_bytes += self.buffer.len() as u64;
-        state.appends.push_back((first_index, now));
+        state.next_index = next_index + group.count;
+        state.total_bytes += bytes;
+        state.appends.push_back((next_index, group.queued_at_ms));
         if let Some(active) = state.segments.back_mut() {
-            active.bytes += self.buffer.len() as u64;
-            active.last_index = Some(first_index + count - 1);
+            active.bytes += bytes;
+            active.last_index = Some(next_index + group.count - 1);
         }
         drop(state);
         queue.data.notify_one();

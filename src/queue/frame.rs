@@ -101,24 +101,112 @@ pub fn encode(
     id: &str,
     body: &[u8],
 ) {
-    let id = &id.as_bytes()[..id.len().min(u16::MAX as usize)];
-    let payload_len = 1 + 2 + id.len() + body.len();
-    out.reserve(HEADER_LEN + payload_len);
-    out.extend_from_slice(&MAGIC);
-    let start = out.len();
-    out.extend_from_slice(&(payload_len as u32).to_le_bytes());
-    out.extend_from_slice(&index.to_le_bytes());
-    out.extend_from_slice(&queued_at_ms.to_le_bytes());
-    let crc_at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    out.push(kind as u8);
-    out.extend_from_slice(&(id.len() as u16).to_le_bytes());
-    out.extend_from_slice(id);
+    out.reserve(HEADER_LEN + 3 + id.len() + body.len());
+    let frame = OpenFrame::begin(out, index, queued_at_ms, kind, id);
     out.extend_from_slice(body);
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&out[start..crc_at]);
-    hasher.update(&out[crc_at + 4..]);
-    out[crc_at..crc_at + 4].copy_from_slice(&hasher.finalize().to_le_bytes());
+    frame.finish(out);
+}
+
+/// A frame whose header is written and whose body is being appended after it, so that a record
+/// can be encoded straight into the frame buffer; [`OpenFrame::finish`] seals it.
+#[derive(Debug)]
+#[must_use = "a frame is only valid once finished"]
+pub struct OpenFrame {
+    /// Where the length field starts (just after the magic).
+    start: usize,
+}
+
+impl OpenFrame {
+    /// Write a frame's header, kind and id at the end of `out`; its body follows.
+    pub fn begin(
+        out: &mut Vec<u8>,
+        index: u64,
+        queued_at_ms: i64,
+        kind: RecordKind,
+        id: &str,
+    ) -> OpenFrame {
+        let id = &id.as_bytes()[..id.len().min(u16::MAX as usize)];
+        out.extend_from_slice(&MAGIC);
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]); // the length, once the body is in
+        out.extend_from_slice(&index.to_le_bytes());
+        out.extend_from_slice(&queued_at_ms.to_le_bytes());
+        out.extend_from_slice(&[0; 4]); // the CRC, likewise
+        out.push(kind as u8);
+        out.extend_from_slice(&(id.len() as u16).to_le_bytes());
+        out.extend_from_slice(id);
+        OpenFrame { start }
+    }
+
+    /// Where the frame began (its magic): truncating `out` here takes the frame back.
+    pub fn frame_start(&self) -> usize {
+        self.start - MAGIC.len()
+    }
+
+    /// Fill in the length and the CRC over everything appended to `out` since [`OpenFrame::begin`].
+    pub fn finish(self, out: &mut [u8]) {
+        let crc_at = self.start + 20;
+        let payload_len = out.len() - (crc_at + 4);
+        out[self.start..self.start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&out[self.start..crc_at]);
+        hasher.update(&out[crc_at + 4..]);
+        out[crc_at..crc_at + 4].copy_from_slice(&hasher.finalize().to_le_bytes());
+    }
+}
+
+/// Frames for one append, built in the queue's order by the queue's one writer
+/// ([`crate::queue::Writer::begin_group`]) and appended whole ([`crate::queue::Writer::append_group`]).
+#[derive(Debug, Default)]
+pub struct FrameGroup {
+    pub(super) bytes: Vec<u8>,
+    pub(super) first_index: u64,
+    pub(super) count: u64,
+    pub(super) queued_at_ms: i64,
+}
+
+impl FrameGroup {
+    /// Records framed so far.
+    pub fn records(&self) -> u64 {
+        self.count
+    }
+
+    /// Bytes framed so far.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether nothing is framed.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Frame a record whose body is already encoded.
+    pub fn push(&mut self, kind: RecordKind, id: &str, body: &[u8]) {
+        let index = self.first_index + self.count;
+        encode(&mut self.bytes, index, self.queued_at_ms, kind, id, body);
+        self.count += 1;
+    }
+
+    /// Frame a record whose body `write_body` appends to the buffer it is given (it must only
+    /// append); when it returns false, the record is left out and the buffer is as before.
+    pub fn push_with(
+        &mut self,
+        kind: RecordKind,
+        id: &str,
+        write_body: impl FnOnce(&mut Vec<u8>) -> bool,
+    ) -> bool {
+        let index = self.first_index + self.count;
+        let frame = OpenFrame::begin(&mut self.bytes, index, self.queued_at_ms, kind, id);
+        let body_start = self.bytes.len();
+        if !write_body(&mut self.bytes) || self.bytes.len() < body_start {
+            self.bytes.truncate(frame.frame_start());
+            return false;
+        }
+        frame.finish(&mut self.bytes);
+        self.count += 1;
+        true
+    }
 }
 
 /// What is at a position of a segment's bytes.

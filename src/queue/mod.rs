@@ -14,7 +14,7 @@ mod reader;
 
 pub use config::{Fsync, QueueConfig, QueueKind, WhenFull};
 pub use disk::{Append, DiskQueue, Opened, QueueError, QueueStats, Writer};
-pub use frame::{QueuedRecord, RecordKind};
+pub use frame::{FrameGroup, QueuedRecord, RecordKind};
 pub use reader::{Damaged, ReadItem, Reader};
 
 #[cfg(test)]

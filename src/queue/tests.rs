@@ -258,3 +258,44 @@ fn the_age_of_the_oldest_record_follows_the_commit_point() {
     queue.done(0, 2);
     assert!(queue.stats().oldest_ms.unwrap() >= first + 20);
 }
+
+#[test]
+fn a_frame_group_built_in_place_reads_back_in_order_and_a_stale_group_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let opened = DiskQueue::open(dir.path(), config(1024 * 1024)).unwrap();
+    let (queue, mut writer, mut reader) = (opened.queue, opened.writer, opened.reader);
+    append(&mut writer, 0..2);
+    let mut group = FrameGroup::default();
+    writer.begin_group(&mut group);
+    assert!(group.push_with(RecordKind::Alert, "id-2", |out| {
+        out.extend_from_slice(b"{\"n\":2}");
+        true
+    }));
+    let before = group.len();
+    // A record its encoder gives up on leaves no trace, half-written body included.
+    assert!(!group.push_with(RecordKind::Event, "skipped", |out| {
+        out.extend_from_slice(b"{\"half");
+        false
+    }));
+    assert_eq!((group.len(), group.records()), (before, 1));
+    group.push(RecordKind::Event, "id-3", b"{\"n\":3}");
+    writer.append_group(&group).unwrap();
+    let items = read_all(&mut reader);
+    assert_eq!(ids(&items), ["id-0", "id-1", "id-2", "id-3"]);
+    let ReadItem::Record(third) = &items[2] else {
+        panic!("record 2 is intact");
+    };
+    assert_eq!((third.index, third.kind), (2, RecordKind::Alert));
+    assert_eq!(&third.body[..], b"{\"n\":2}");
+
+    // A group framed before another append carries indices that are taken: refused whole.
+    writer.begin_group(&mut group);
+    group.push(RecordKind::Event, "stale", b"{}");
+    append(&mut writer, 4..5);
+    let error = writer.append_group(&group).unwrap_err();
+    assert!(error
+        .to_string()
+        .contains("group starts at 4, the queue at 5"));
+    assert_eq!(ids(&read_all(&mut reader)), ["id-4"]);
+    assert_eq!(queue.stats().records, 5);
+}

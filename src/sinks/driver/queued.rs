@@ -12,12 +12,14 @@ use super::memory::Dispatch;
 use super::{id_bytes, item_id, Encoded, Service, Settle, Shared, Since};
 use crate::evidence::encoded::{checkpoint_encoded, stamp_encoded, stamp_of_encoded, EncodedShape};
 use crate::evidence::SinkEvidence;
-use crate::queue::{Append, Damaged, DiskQueue, ReadItem, Reader, RecordKind, WhenFull, Writer};
+use crate::queue::{
+    Append, Damaged, DiskQueue, FrameGroup, QueueError, ReadItem, Reader, RecordKind, WhenFull,
+    Writer,
+};
 use crate::record::{Alert, AlertEntity, Evidence, Output, Severity};
 use crate::sinks::{SinkBatch, SinkError};
 use crate::telemetry::{Metrics, SinkHealth};
 use bytes::Bytes;
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,9 +29,13 @@ use tokio_util::sync::CancellationToken;
 
 /// Most source batches appended (and fsync'd) together.
 const GROUP_COMMIT: usize = 64;
-/// Stop gathering batches into one append past this many records: the queue may overshoot its
-/// limit by one group, so a group stays small.
-const GROUP_RECORDS: usize = 1000;
+
+/// Stop gathering batches into one append (one write, one `fdatasync`) past this many bytes of
+/// frames: 2 MiB for the default 256 MiB queue. The queue may overshoot its limit by one group,
+/// so a small queue gets small groups.
+fn group_bytes(max_bytes: u64) -> usize {
+    (max_bytes / 64).clamp(64 * 1024, 2 * 1024 * 1024) as usize
+}
 
 pub(super) async fn run<S: Service>(
     shared: Arc<Shared<S>>,
@@ -105,7 +111,8 @@ async fn intake<S: Service>(
         reminded: None,
     };
     let mut full = false;
-    let mut encoded: Vec<u8> = Vec::new();
+    let mut frames = FrameGroup::default();
+    let group_bytes = group_bytes(shared.settings.queue.max_bytes);
     'intake: loop {
         let quiet_for = evidence
             .as_ref()
@@ -123,67 +130,21 @@ async fn intake<S: Service>(
             },
         };
         let Some(first) = received else { break };
-        let mut records_in_group = first.items.len();
-        let mut group = vec![first];
-        while group.len() < GROUP_COMMIT && records_in_group < GROUP_RECORDS {
-            match batches.try_recv() {
-                Ok(batch) => {
-                    records_in_group += batch.items.len();
-                    group.push(batch);
-                }
-                Err(_) => break,
-            }
-        }
-        // Every record of the group is encoded into one buffer, kept across groups.
-        encoded.clear();
-        let mut records: Vec<(RecordKind, Cow<'_, str>, std::ops::Range<usize>)> =
-            Vec::with_capacity(records_in_group);
-        for batch in &group {
+        // Each batch is framed straight into the group's buffer (kept across groups) and its
+        // records released at once; only the acknowledgements wait for the group's fsync.
+        appender.writer.begin_group(&mut frames);
+        let mut acks = Vec::new();
+        let mut next = Some(first);
+        while let Some(batch) = next.take() {
             for item in batch.items.iter() {
-                let start = encoded.len();
-                if !shared.encode_into(item, &batch.ack, batch.read_at, &mut encoded) {
-                    continue;
-                }
-                if let Some((chain, shape)) = evidence.as_mut() {
-                    // In intake order, before queueing: a resend keeps its seq and hashes.
-                    let mut bytes = encoded.split_off(start);
-                    if let Err(error) = stamp_encoded(chain, shape, &mut bytes) {
-                        shared.dead_letter(
-                            vec![Encoded {
-                                bytes: bytes.into(),
-                                id: id_bytes(item_id(item)),
-                                settle: Settle::Nothing,
-                                since: Since::Read(batch.read_at),
-                            }],
-                            &format!("cannot stamp for the evidence chain: {error}"),
-                        );
-                        continue;
-                    }
-                    encoded.extend_from_slice(&bytes);
-                    records.push((
-                        kind(item),
-                        Cow::Borrowed(item_id(item)),
-                        start..encoded.len(),
-                    ));
-                    if let Some((stamp, checkpoint)) = checkpoint_encoded(chain, shape, false) {
-                        let at = encoded.len();
-                        encoded.extend_from_slice(&checkpoint);
-                        records.push((
-                            RecordKind::Event,
-                            Cow::Owned(format!("checkpoint-{}", stamp.seq)),
-                            at..encoded.len(),
-                        ));
-                    }
-                    continue;
-                }
-                records.push((
-                    kind(item),
-                    Cow::Borrowed(item_id(item)),
-                    start..encoded.len(),
-                ));
+                frame_item(&shared, &mut frames, evidence.as_mut(), item, &batch);
+            }
+            acks.push(batch.ack);
+            if acks.len() < GROUP_COMMIT && frames.len() < group_bytes {
+                next = batches.try_recv().ok();
             }
         }
-        if !records.is_empty() && queue.is_full() {
+        if !frames.is_empty() && queue.is_full() {
             match shared.settings.queue.when_full {
                 WhenFull::Block => {
                     if !full {
@@ -199,15 +160,15 @@ async fn intake<S: Service>(
                     metrics.add_counter(
                         "sink_queue_dropped_records_total",
                         labels(),
-                        records.len() as u64,
+                        frames.records(),
                     );
                     if !full {
                         tracing::error!(sink = %name, queue = %queue_name, max_bytes = shared.settings.queue.max_bytes, "Queue full: dropping new records (when_full = \"drop_newest\") until the SIEM drains it.");
                         shared.raise_queue_full_alert();
                         full = true;
                     }
-                    for batch in group {
-                        batch.ack.delivered();
+                    for ack in acks {
+                        ack.delivered();
                     }
                     continue;
                 }
@@ -217,22 +178,12 @@ async fn intake<S: Service>(
             tracing::info!(sink = %name, queue = %queue_name, "Queue has room again; intake resumed.");
             full = false;
         }
-        let appends: Vec<Append<'_>> = records
-            .iter()
-            .map(|(kind, id, range)| Append {
-                kind: *kind,
-                id: id.as_ref(),
-                body: &encoded[range.clone()],
-            })
-            .collect();
-        if !appender.append(&appends).await {
+        if !appender.write(|writer| writer.append_group(&frames)).await {
             break 'intake;
         }
-        drop(appends);
-        drop(records);
         persist_chain(&shared, evidence.as_ref());
-        for batch in group {
-            batch.ack.delivered();
+        for ack in acks {
+            ack.delivered();
         }
         publish(&shared, &queue);
     }
@@ -242,6 +193,54 @@ async fn intake<S: Service>(
     }
     closed.store(true, Ordering::Release);
     queue.wake();
+}
+
+/// Frame one record of `batch` for this sink: routed, encoded, and with the evidence chain on,
+/// stamped (followed by a signed checkpoint when one falls due). A record that cannot be encoded
+/// or stamped is dead-lettered instead.
+fn frame_item<S: Service>(
+    shared: &Shared<S>,
+    frames: &mut FrameGroup,
+    evidence: Option<&mut (SinkEvidence, EncodedShape)>,
+    item: &Output,
+    batch: &SinkBatch,
+) {
+    if !shared.settings.routing.accepts(item) {
+        return;
+    }
+    let encode = |out: &mut Vec<u8>| shared.encode_into(item, &batch.ack, batch.read_at, out);
+    let Some((chain, shape)) = evidence else {
+        frames.push_with(kind(item), item_id(item), encode);
+        return;
+    };
+    let stamped = frames.push_with(kind(item), item_id(item), |out| {
+        let start = out.len();
+        if !encode(out) {
+            return false;
+        }
+        // In intake order, before queueing: a resend keeps its seq and hashes.
+        let mut bytes = out.split_off(start);
+        if let Err(error) = stamp_encoded(chain, shape, &mut bytes) {
+            shared.dead_letter(
+                vec![Encoded {
+                    bytes: bytes.into(),
+                    id: id_bytes(item_id(item)),
+                    settle: Settle::Nothing,
+                    since: Since::Read(batch.read_at),
+                }],
+                &format!("cannot stamp for the evidence chain: {error}"),
+            );
+            return false;
+        }
+        out.extend_from_slice(&bytes);
+        true
+    });
+    if stamped {
+        if let Some((stamp, checkpoint)) = checkpoint_encoded(chain, shape, false) {
+            let id = format!("checkpoint-{}", stamp.seq);
+            frames.push(RecordKind::Event, &id, &checkpoint);
+        }
+    }
 }
 
 /// Queue a signed checkpoint of the chain head when one is due (`force`: whenever anything
@@ -291,10 +290,18 @@ struct Appender {
 impl Appender {
     /// Append `appends` as one write; false when the agent aborted first.
     async fn append(&mut self, appends: &[Append<'_>]) -> bool {
+        self.write(|writer| writer.append(appends)).await
+    }
+
+    /// Run `write` until it succeeds; false when the agent aborted first.
+    async fn write(
+        &mut self,
+        mut write: impl FnMut(&mut Writer) -> Result<(), QueueError>,
+    ) -> bool {
         let (name, queue_name) = (&self.sink, &self.queue_name);
         let mut delay = Duration::from_millis(250);
         loop {
-            match self.writer.append(appends) {
+            match write(&mut self.writer) {
                 Ok(()) => {
                     if let Some(since) = self.failing_since.take() {
                         self.reminded = None;
