@@ -224,23 +224,9 @@ fn write_str(out: &mut Vec<u8>, value: &str) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut clean_from = 0;
-    let mut at = 0;
-    while at < bytes.len() {
-        // Most strings have nothing to escape: step over them eight bytes at a time.
-        while let Some(word) = bytes.get(at..at + 8) {
-            let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-            if word_needs_escape(word) {
-                break;
-            }
-            at += 8;
-        }
-        let Some(&byte) = bytes.get(at) else { break };
-        at += 1;
-        if !needs_escape(byte) {
-            continue;
-        }
-        let at = at - 1;
+    while let Some(at) = next_escape(bytes, clean_from) {
         out.extend_from_slice(&bytes[clean_from..at]);
+        let Some(&byte) = bytes.get(at) else { break };
         clean_from = at + 1;
         match byte {
             b'"' => out.extend_from_slice(b"\\\""),
@@ -262,15 +248,38 @@ fn write_str(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
 }
 
-#[inline]
+/// Whether `byte` must be escaped in a JSON string.
 fn needs_escape(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
-/// Whether any of the eight bytes needs escaping (exact as a yes/no; SWAR "has less than" and
-/// "has byte" tests, valid for byte values up to 0x80).
+/// The position of the first byte at or after `from` that needs escaping. Most strings have
+/// none: they are stepped over eight bytes at a time, and the last few bytes are read as one
+/// padded word rather than one by one (short strings are most of a record's).
 #[inline]
-fn word_needs_escape(word: u64) -> bool {
+fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(word) = bytes.get(at..at + 8) {
+        let mask = escape_mask(u64::from_le_bytes(word.try_into().unwrap_or([0; 8])));
+        if mask != 0 {
+            return Some(at + (mask.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = bytes.get(at..).filter(|tail| !tail.is_empty())?;
+    // Padding with a byte that needs no escape keeps the mask's lowest bit within the tail.
+    let mut word = [b' '; 8];
+    word[..tail.len()].copy_from_slice(tail);
+    let mask = escape_mask(u64::from_le_bytes(word));
+    (mask != 0).then(|| at + (mask.trailing_zeros() / 8) as usize)
+}
+
+/// A mask with the high bit set in (at least) the lowest byte of `word` (little-endian) that
+/// needs escaping, and zero when none does. SWAR "has less than" and "has byte" tests: a borrow
+/// can only flag bytes *above* a byte that truly matches, so the lowest flagged byte is exact,
+/// for any byte values (a byte of 0x80 or more never matches and never borrows).
+#[inline]
+fn escape_mask(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
@@ -278,7 +287,7 @@ fn word_needs_escape(word: u64) -> bool {
         let x = word ^ (ONES * u64::from(byte));
         x.wrapping_sub(ONES) & !x & HIGH
     };
-    below_space | has(b'"') | has(b'\\') != 0
+    below_space | has(b'"') | has(b'\\')
 }
 
 /// Append the timestamp as the record's `Serialize` writes it: RFC 3339, milliseconds, `Z`.

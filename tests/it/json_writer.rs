@@ -62,10 +62,18 @@ fn hostile_strings() -> Vec<String> {
     ];
     for special in (0u8..0x20).chain([b'"', b'\\', b'/', b'\'', 0x7f]) {
         let special = char::from(special);
-        for len in 0..20 {
+        // Every position in strings of up to five eight-byte words, so an escape falls in
+        // whole words and in the padded tail alike; a second one follows at a word's distance.
+        for len in 0..40 {
             for at in 0..=len {
-                let mut text: String = "abcdefghijklmnopqrst".chars().take(len).collect();
+                let mut text: String = "abcdefghijklmnopqrstuvwxyz0123456789ABCD"
+                    .chars()
+                    .take(len)
+                    .collect();
                 text.insert(at, special);
+                if at + 8 <= text.len() {
+                    text.insert(at + 8, special);
+                }
                 strings.push(text);
             }
         }
