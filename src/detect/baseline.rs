@@ -121,7 +121,13 @@ impl DailyTotals {
         self.today_events += 1;
         // Events mostly come in time order: once the sample is full, a newer one is not kept,
         // and that is known without reading the sample.
-        if self.evidence.len() < sample || ts < hot.evidence_newest {
+        if ts >= hot.evidence_newest {
+            if self.evidence.len() < sample {
+                // In time order it goes last: no search through the sample.
+                self.evidence.push((ts, EventRef::new(event_id)));
+                hot.evidence_newest = ts;
+            }
+        } else {
             let pos = self.evidence.partition_point(|(t, _)| *t <= ts);
             if pos < sample {
                 self.evidence.insert(pos, (ts, EventRef::new(event_id)));
