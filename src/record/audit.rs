@@ -491,7 +491,11 @@ impl FromStr for Classification {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         // Compared in place: rules parse the record's classification for every event they test
-        // (`at_least`), and a lower-cased copy per call was an allocation each time.
+        // (`at_least`), and a lower-cased copy per call was an allocation each time. The record's
+        // own classification is always spelt canonically: that needs neither trim nor case fold.
+        if let Some(level) = Classification::ALL.into_iter().find(|l| l.as_str() == s) {
+            return Ok(level);
+        }
         let name = s.trim();
         Classification::ALL
             .into_iter()
