@@ -10,12 +10,12 @@ mod audit;
 pub mod catalogue;
 pub mod fields;
 mod json;
+mod vocabulary;
 
 pub use alert::{AgentInfo, Alert, AlertEntity, Evidence};
-pub use audit::{
-    AuditRecord, Classification, EventType, Field, FieldValue, RecordView, UnknownClassification,
-};
+pub use audit::{AuditRecord, Field, FieldValue, RecordView};
 pub(crate) use json::Object;
+pub use vocabulary::{Classification, EventType, UnknownClassification};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
