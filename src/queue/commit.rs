@@ -73,6 +73,18 @@ impl CommitFile {
             .map_err(|error| {
                 QueueError::new("cannot write the queue's commit point", path, error)
             })?;
+        // Earlier versions wrote `committed.tmp` and renamed it over; a crash in between left
+        // one behind for good. What it held is never read: the point above is the saved one.
+        let leftover = path.with_extension("tmp");
+        match std::fs::remove_file(&leftover) {
+            Ok(()) => {
+                tracing::debug!(path = %leftover.display(), "Removed an earlier version's unfinished commit-point file.");
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                tracing::warn!(path = %leftover.display(), %error, "Cannot remove an earlier version's unfinished commit-point file; it is not used.");
+            }
+        }
         let commit = CommitFile {
             file,
             path: path.to_path_buf(),
@@ -172,8 +184,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("committed");
         std::fs::write(&path, "4242").unwrap();
+        // And the temporary file an interrupted save of that version left beside it.
+        let leftover = dir.path().join("committed.tmp");
+        std::fs::write(&leftover, "9999").unwrap();
         let (commit, point) = CommitFile::open(&path).unwrap();
         assert_eq!(point, 4242);
+        assert!(!leftover.exists(), "the leftover is removed");
         drop(commit);
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(read_slot(&bytes[..SLOT_LEN]), Some(4242));
