@@ -90,31 +90,28 @@ impl DailyTotals {
         if day <= self.newest_day - len {
             return false;
         }
-        if day != self.newest_day {
-            if day > self.newest_day {
-                // Zero the days skipped over (all of them after a long silence).
-                for d in (self.newest_day + 1..=day).rev().take(self.sums.len()) {
-                    let slot = self.slot(d);
-                    self.sums[slot] = 0.0;
-                }
-                self.newest_day = day;
-                self.today_events = 0;
-                self.evidence.clear();
-            }
-            // A new day, or a late event that changes a past one.
+        if day < self.newest_day {
+            // A late event changes a past day, and so the history.
             let slot = self.slot(day);
             self.sums[slot] += value;
-            if day == self.newest_day {
-                self.today_events += 1;
-                self.evidence.push((ts, EventRef::new(event_id)));
-                self.evidence.truncate(sample);
-            }
             self.rebuild_hot();
             return true;
         }
         let mut hot = match self.hot {
-            Some(hot) => hot,
-            None => self.rebuild_hot(),
+            Some(hot) if day == self.newest_day => hot,
+            _ => {
+                if day > self.newest_day {
+                    // Zero the days skipped over (all of them after a long silence).
+                    for d in (self.newest_day + 1..=day).rev().take(self.sums.len()) {
+                        let slot = self.slot(d);
+                        self.sums[slot] = 0.0;
+                    }
+                    self.newest_day = day;
+                    self.today_events = 0;
+                    self.evidence.clear();
+                }
+                self.rebuild_hot()
+            }
         };
         hot.today_total += value;
         self.sums[hot.today_slot] = hot.today_total;
